@@ -1,0 +1,1 @@
+"""The ``trainlab`` command line. Each subcommand is a module, imported only when used."""

@@ -1,0 +1,79 @@
+"""``trainlab <command> ...``: dispatch to a subcommand module, map errors to exit codes.
+
+Heavy libraries (torch, mlflow) are imported by the subcommands that need them, so
+``trainlab --help`` and ``trainlab list`` answer at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from trainlab import __version__
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("trainlab.cli.train", "train one run, or a sweep with -m (Hydra overrides)"),
+    "list": ("trainlab.cli.list_options", "list the options of every config group"),
+    "validate": ("trainlab.cli.validate", "compose and check a config; print every problem"),
+    "ui": ("trainlab.cli.ui", "open the MLflow UI on the configured store"),
+}
+
+USAGE = """usage: trainlab <command> [ARGS]
+
+A config-driven experiment runner for PyTorch, tracked with MLflow.
+
+commands:
+{commands}
+
+examples:
+  trainlab train                                  train the default config (digits, mlp)
+  trainlab train optimizer=sgd optimizer.lr=0.05  override any key
+  trainlab train -m optimizer=sgd,adam optimizer.lr=0.01,0.001   a 2x2 sweep
+  trainlab list optimizer                         the options of one group
+  trainlab ui                                     browse runs in the MLflow UI
+
+`trainlab <command> --help` describes each command. Exit codes: 0 done, 2 bad config or
+usage, 130 interrupted (Ctrl-C), 143 terminated, 1 any other failure."""
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``trainlab``; returns the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"trainlab {__version__}")
+        return 0
+    name = args[0]
+    if name not in COMMANDS:
+        from trainlab.config.suggest import did_you_mean
+
+        print(f"trainlab: unknown command {name!r}.{did_you_mean(name, COMMANDS)} "
+              f"Commands: {', '.join(COMMANDS)}. See `trainlab --help`.", file=sys.stderr)
+        return 2
+    from trainlab.config.errors import ConfigError, UsageError
+
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return int(module.run(args[1:]) or 0)
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    except UsageError as error:
+        print(f"trainlab {name}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

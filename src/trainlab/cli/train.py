@@ -1,0 +1,96 @@
+"""``trainlab train [OVERRIDES] [-m]``: Hydra's full command line, checked before it runs.
+
+Every job's config (all of a sweep's, for a grid) is composed and validated first, so a typo
+fails in a second with exit code 2 instead of after the first jobs have trained. Then Hydra
+takes over: ``--cfg job``, ``--info``, ``-cd``, ``choice()``, ``range()``, ``glob()``,
+launchers and sweepers all work as documented by Hydra.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from trainlab.config.errors import ConfigError, Problem, UsageError
+
+# Hydra flags that inspect rather than run: no pre-validation needed.
+INSPECTING_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion", "version")
+
+
+def _parse(args: list[str]) -> object:
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.prog = "trainlab train"
+    try:
+        return parser.parse_args(args)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise UsageError("see `trainlab train --help` for the command line.") from None
+        raise
+
+
+def validate_command_line(args: list[str]) -> list[DictConfig]:
+    """The validated config of every job the command line would run (one without -m)."""
+    from trainlab.config.compose import compose_in_context, expand_sweep, hydra_context
+
+    parsed = _parse(args)
+    directory = getattr(parsed, "config_dir", None)
+    overrides: list[str] = list(getattr(parsed, "overrides", []))
+    with hydra_context(Path(directory) if directory else None) as folder:
+        jobs = expand_sweep(overrides) if getattr(parsed, "multirun", False) else [overrides]
+        configs: list[DictConfig] = []
+        problems: list[Problem] = []
+        for job in jobs:
+            try:
+                configs.append(compose_in_context(job, folder))
+            except ConfigError as error:
+                problems += [p for p in error.problems if p not in problems]
+    if problems:
+        raise ConfigError(problems)
+    return configs
+
+
+def run(args: list[str]) -> int:
+    parsed = _parse(args)
+    if not any(getattr(parsed, flag, None) for flag in INSPECTING_FLAGS):
+        validate_command_line(args)
+    from trainlab.tracking.run_tags import COMMAND_ENV
+    from trainlab.tracking.sweep_callback import close_open_sweeps
+
+    os.environ[COMMAND_ENV] = "trainlab train " + " ".join(shlex.quote(a) for a in args)
+    interrupted = False
+    try:
+        _hydra_main(args)
+    except SystemExit as exit_:
+        interrupted = exit_.code in (130, 143)
+        return int(exit_.code) if isinstance(exit_.code, int) else 1
+    except KeyboardInterrupt:
+        interrupted = True
+        return 130
+    finally:
+        close_open_sweeps(interrupted=interrupted)
+    return 0
+
+
+def _hydra_main(args: list[str]) -> None:
+    import hydra
+
+    from trainlab.config.paths import config_dir
+    from trainlab.config.schema import register_schemas
+    from trainlab.train.job import train_job
+
+    register_schemas()
+    entry = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(
+        train_job
+    )
+    saved = sys.argv
+    sys.argv = ["trainlab-train", *args]
+    try:
+        entry()
+    finally:
+        sys.argv = saved

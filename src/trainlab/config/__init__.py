@@ -1,0 +1,1 @@
+"""Config: schemas, composition with Hydra, and validation with friendly errors."""

@@ -1,0 +1,1 @@
+"""Data: datasets (generated, bundled, user files), splits, normalisation and batching."""

@@ -1,0 +1,50 @@
+"""An in-memory batcher: one permutation per epoch and index slicing, no per-sample collate.
+
+For data that fits in memory this is several times faster than a DataLoader, whose per-sample
+``__getitem__`` and ``collate`` dominate the step time of a small model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class InMemoryBatcher:
+    """Yields ``(features, targets)`` batches of a tensor dataset already on its device."""
+
+    def __init__(
+        self,
+        features: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+    ) -> None:
+        if len(features) != len(targets):
+            raise ValueError(f"{len(features)} feature rows but {len(targets)} targets")
+        self.features = features
+        self.targets = targets
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return (len(self.targets) + self.batch_size - 1) // self.batch_size
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The sample order of ``epoch``: a function of (seed, epoch) alone, so it is
+        reproducible and a resumed run sees the same batches."""
+        count = len(self.targets)
+        if not self.shuffle:
+            return torch.arange(count, device=self.features.device)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(count, generator=generator).to(self.features.device)
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch``, beginning at ``start_batch`` (for resuming mid-epoch)."""
+        order = self.order(epoch)
+        for start in range(start_batch * self.batch_size, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.features[index], self.targets[index]

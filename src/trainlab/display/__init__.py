@@ -1,0 +1,1 @@
+"""Terminal output: a live progress bar on a terminal, plain lines elsewhere."""

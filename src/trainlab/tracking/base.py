@@ -1,0 +1,60 @@
+"""The tracking interface: log metrics, params, artifacts, close. The loop sees only this,
+so it never imports MLflow and a test or tool can run it with :class:`NullTracker`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Tracker(Protocol):
+    """Where a run's numbers and files go."""
+
+    run_id: str
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: list[tuple[str, float, int]]) -> None:
+        """Queue ``(name, value, step)`` points; sent in the background, never blocking."""
+
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+
+    def checkpoint_dir(self) -> Path:
+        """A local folder for checkpoints; uploaded by :meth:`close` if it is not the store."""
+
+    def close(self, status: str, error: str | None = None) -> None:
+        """Flush everything and end the run as FINISHED, FAILED or KILLED."""
+
+
+class NullTracker:
+    """Records nothing (for tools that train without a run, and for tests of the loop)."""
+
+    run_id = "none"
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.metrics: list[tuple[str, float, int]] = []
+        self._directory = directory
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: list[tuple[str, float, int]]) -> None:
+        self.metrics.extend(metrics)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def checkpoint_dir(self) -> Path:
+        if self._directory is None:
+            import tempfile
+
+            self._directory = Path(tempfile.mkdtemp(prefix="trainlab-checkpoints-"))
+        return self._directory
+
+    def close(self, status: str, error: str | None = None) -> None:
+        pass

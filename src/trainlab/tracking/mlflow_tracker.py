@@ -1,0 +1,105 @@
+"""The MLflow implementation of :class:`~trainlab.tracking.base.Tracker`, on MlflowClient.
+
+One run per training job. Metrics go through a background :class:`MetricWriter`; params in
+batches of 100; checkpoints are written straight into the run's artifact folder when the
+store is local, and uploaded at the end otherwise.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from trainlab.tracking.store import ensure_experiment, local_artifact_dir, make_client
+from trainlab.tracking.writer import MetricWriter
+
+MAX_PARAMS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+
+
+class MlflowTracker:
+    """A live MLflow run."""
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        run_name: str | None,
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> None:
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        self.uri = uri
+        self.client = make_client(uri)
+        self.experiment_id = ensure_experiment(self.client, uri, experiment)
+        all_tags = dict(tags)
+        if parent_run_id:
+            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        self.run_id: str = run.info.run_id
+        self.run_name: str = run.info.run_name
+        self._artifact_dir = local_artifact_dir(run.info.artifact_uri)
+        self._staging: Path | None = None
+        self._writer = MetricWriter(self._send_metrics)
+        self._closed = False
+
+    def _send_metrics(self, points: list[tuple[str, float, int]]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(name, value, now, step) for name, value, step in points]
+        self.client.log_batch(self.run_id, metrics=metrics, synchronous=True)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
+
+    def log_metrics(self, metrics: list[tuple[str, float, int]]) -> None:
+        self._writer.put(metrics)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def checkpoint_dir(self) -> Path:
+        if self._artifact_dir is not None:
+            folder = self._artifact_dir / "checkpoints"
+        else:
+            if self._staging is None:
+                self._staging = Path(tempfile.mkdtemp(prefix=f"trainlab-{self.run_id}-"))
+            folder = self._staging / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self, status: str, error: str | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        problems = self._writer.close()
+        if error:
+            self.log_text(error, "error.txt")
+        if problems:
+            status = "FAILED" if status == "FINISHED" else status
+            self.log_text("\n".join(map(str, problems)), "tracking_errors.txt")
+        if self._staging is not None:
+            self.client.log_artifacts(self.run_id, str(self._staging / "checkpoints"),
+                                      "checkpoints")
+            shutil.rmtree(self._staging, ignore_errors=True)
+        self.client.set_terminated(self.run_id, status=status)

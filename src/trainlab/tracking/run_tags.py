@@ -1,0 +1,47 @@
+"""Tags that say where a run came from: git commit, dirty flag, command line."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+import sys
+
+COMMAND_ENV = "TRAINLAB_COMMAND"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's standard source tags plus trainlab's command and git state."""
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_GIT_COMMIT,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+        MLFLOW_USER,
+    )
+
+    command = os.environ.get(COMMAND_ENV) or " ".join(sys.argv)
+    tags = {
+        MLFLOW_SOURCE_NAME: "trainlab",
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        "trainlab.command": command,
+    }
+    try:
+        tags[MLFLOW_USER] = getpass.getuser()
+    except (KeyError, OSError):
+        pass
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags[MLFLOW_GIT_COMMIT] = commit
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        tags["trainlab.git_dirty"] = str(bool(status)).lower()
+    return tags

@@ -1,0 +1,82 @@
+"""A Hydra callback that gives a sweep (``-m``) one MLflow parent run.
+
+Before any job starts, in the launching process, it creates the store and the experiment
+(a fresh sqlite store initialised by parallel jobs at once fails) and the parent run, and
+leaves the parent's id in the sweep folder, where every job (local, joblib or on a cluster)
+finds it. When the sweep ends the parent is closed with a status derived from its children.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN_FILE = "mlflow_parent_run_id"
+
+# Sweeps started in this process and not yet closed: run id -> (tracking uri, experiment id).
+OPEN_SWEEPS: dict[str, tuple[str, str]] = {}
+
+
+class MlflowSweepCallback(Callback):
+    """Creates the parent run at ``on_multirun_start``; closes it at ``on_multirun_end``."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+        from trainlab.tracking.run_tags import source_tags
+        from trainlab.tracking.store import ensure_experiment, make_client
+
+        uri = str(config.tracking.uri)
+        client = make_client(uri)
+        experiment_id = ensure_experiment(client, uri, str(config.tracking.experiment))
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        overrides = [str(o) for o in config.hydra.overrides.task]
+        name = "sweep " + " ".join(overrides) if overrides else f"sweep {sweep_dir.name}"
+        tags = {
+            **source_tags(),
+            MLFLOW_RUN_NAME: name,
+            "trainlab.role": "sweep",
+            "trainlab.sweep_dir": str(sweep_dir.resolve()),
+            "trainlab.sweep_overrides": " ".join(overrides),
+        }
+        run = client.create_run(experiment_id, run_name=name, tags=tags)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_RUN_FILE).write_text(run.info.run_id + "\n")
+        OPEN_SWEEPS[run.info.run_id] = (uri, experiment_id)
+        log.info("MLflow parent run %s (%s)", run.info.run_id, name)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        close_open_sweeps(interrupted=False)
+
+
+def parent_run_id(sweep_dir: str | Path) -> str | None:
+    """The parent run id a sweep's callback left in its folder, if any."""
+    marker = Path(sweep_dir) / PARENT_RUN_FILE
+    return marker.read_text().strip() if marker.is_file() else None
+
+
+def close_open_sweeps(interrupted: bool) -> None:
+    """End every open parent run: KILLED if interrupted, else from its children's statuses."""
+    from trainlab.tracking.store import make_client
+
+    for run_id, (uri, experiment_id) in list(OPEN_SWEEPS.items()):
+        client = make_client(uri)
+        children = client.search_runs(
+            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+        )
+        statuses = {child.info.status for child in children}
+        if interrupted or "KILLED" in statuses:
+            status = "KILLED"
+        elif "FAILED" in statuses or "RUNNING" in statuses or not children:
+            status = "FAILED"
+        else:
+            status = "FINISHED"
+        client.set_tag(run_id, "trainlab.children", str(len(children)))
+        client.set_terminated(run_id, status=status)
+        del OPEN_SWEEPS[run_id]

@@ -1,0 +1,1 @@
+"""Training: the loop, the recipe that assembles it, checkpoints and signal handling."""

@@ -1,0 +1,132 @@
+"""One training job as Hydra runs it (alone, or as one job of a sweep): validate, build,
+track, train, close. Exit codes: 2 bad input, 130/143 interrupted, 1 failure."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from omegaconf import DictConfig
+
+from trainlab.config.errors import ConfigError, Problem
+from trainlab.config.validation import validate_config
+from trainlab.train.recipe import JobContext
+
+
+def job_context() -> tuple[JobContext, bool, str]:
+    """The job's context from Hydra's runtime config; also whether it is part of a sweep and
+    a short label for its output lines."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from trainlab.tracking.run_tags import COMMAND_ENV
+    from trainlab.tracking.sweep_callback import parent_run_id
+
+    hydra = HydraConfig.get()
+    overrides = [str(o) for o in hydra.overrides.task]
+    in_sweep = hydra.mode == RunMode.MULTIRUN
+    threads = 0
+    parent = None
+    if in_sweep:
+        parent = parent_run_id(hydra.sweep.dir)
+        jobs = hydra.launcher.get("n_jobs") if "n_jobs" in hydra.launcher else None
+        if jobs is not None:  # parallel jobs share the cores instead of each taking all
+            cores = os.cpu_count() or 1
+            jobs = cores if jobs < 0 else max(1, int(jobs))
+            threads = max(1, cores // jobs)
+    context = JobContext(
+        overrides=overrides,
+        parent_run_id=parent,
+        command=os.environ.get(COMMAND_ENV, " ".join(sys.argv)),
+        threads=threads,
+    )
+    label = f"job {hydra.job.num}" if in_sweep else ""
+    return context, in_sweep, label
+
+
+def train_job(cfg: DictConfig) -> float | None:
+    """Hydra's task function. Returns the best monitored value (for sweepers that optimise)."""
+    context, in_sweep, label = job_context()
+    if cfg.trainer.threads > 0:
+        context.threads = int(cfg.trainer.threads)
+    return run_training(cfg, context, in_sweep=in_sweep, label=label)
+
+
+def run_training(
+    cfg: DictConfig, context: JobContext, in_sweep: bool = False, label: str = ""
+) -> float | None:
+    """Validate, build, track, train and close one run; see the module doc for exit codes."""
+    from trainlab.data.datasets import DatasetError
+    from trainlab.display.progress import make_progress
+    from trainlab.display.summary import print_summary
+    from trainlab.train.recipe import TrainingRecipe, summarize
+    from trainlab.train.signals import TrainingInterrupted, stop_on_signals
+
+    problems = validate_config(cfg)
+    if problems:
+        _exit_bad_input(ConfigError(problems))
+    recipe = TrainingRecipe(cfg, context)
+    try:
+        recipe.setup()  # before the MLflow run exists: bad data leaves no run behind
+    except DatasetError as error:
+        _exit_bad_input(ConfigError([Problem(error.key, str(error))]))
+
+    started = time.monotonic()
+    with stop_on_signals():
+        tracker = _start_tracker(cfg, context)
+        recipe.run_id = tracker.run_id  # type: ignore[attr-defined]
+        mode = cfg.trainer.progress
+        if in_sweep and mode == "auto" and context.threads:
+            mode = "plain"  # parallel jobs would garble each other's live bars
+        display = make_progress(mode, cfg.trainer.max_epochs, len(recipe.parts.batcher), label)
+        try:
+            recipe.record_config(tracker)
+            display.start()
+            try:
+                progress = recipe.train(tracker, display)
+            finally:
+                display.stop()
+            tracker.close("FINISHED")
+        except TrainingInterrupted as stop:
+            tracker.close("KILLED")
+            print(f"\nStopped by {stop}; run {tracker.run_id} marked KILLED.", file=sys.stderr)
+            raise SystemExit(stop.exit_code) from None
+        except Exception as error:
+            tracker.close("FAILED", error=traceback.format_exc())
+            if in_sweep:
+                raise  # Hydra records the job as failed and runs the others
+            print(
+                f"Training failed: {type(error).__name__}: {error}\n"
+                f"Run {tracker.run_id} is marked FAILED; its traceback is the artifact "
+                "error.txt (trainlab ui).",
+                file=sys.stderr,
+            )
+            raise SystemExit(1) from None
+    print_summary(summarize(recipe, tracker, "FINISHED", started),
+                  rich=None if not in_sweep else False)
+    return progress.best_value
+
+
+def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
+    from trainlab.tracking.mlflow_tracker import MlflowTracker
+    from trainlab.tracking.run_tags import source_tags
+
+    name = cfg.tracking.run_name or (",".join(context.overrides) or None)
+    tags = {**source_tags(), "trainlab.overrides": " ".join(context.overrides)}
+    if context.command:
+        tags["trainlab.command"] = context.command
+    return MlflowTracker(
+        uri=str(cfg.tracking.uri),
+        experiment=str(cfg.tracking.experiment),
+        run_name=name,
+        tags=tags,
+        parent_run_id=context.parent_run_id,
+    )
+
+
+def _exit_bad_input(error: ConfigError) -> None:
+    print(error.render(), file=sys.stderr)
+    raise SystemExit(2)

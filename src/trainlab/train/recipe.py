@@ -1,0 +1,239 @@
+"""The training recipe: ``setup()`` builds every part from the config, ``train()`` runs the
+loop, ``close()`` ends the MLflow run with the right status. The entry point is three lines.
+
+Data is loaded and the model built *before* the MLflow run is created, so input that turns out
+to be bad leaves no run behind.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from trainlab.data.batcher import InMemoryBatcher
+from trainlab.data.datasets import load
+from trainlab.data.split import split_and_normalize
+from trainlab.losses import build_loss
+from trainlab.metrics import mode_for
+from trainlab.models import build_model
+from trainlab.optim import build_optimizer, build_schedule
+from trainlab.optim.schedulers import RunLength
+from trainlab.regularizers import build_penalties
+from trainlab.tracking.base import Tracker
+from trainlab.train.checkpoint import capture_rng_state, save_checkpoint
+from trainlab.train.loop import EpochListener, Progress, TrainingParts, fit
+
+
+@dataclass
+class JobContext:
+    """Facts about the job that are not in the config (who launched it and how)."""
+
+    overrides: list[str] = field(default_factory=list)
+    parent_run_id: str | None = None
+    command: str = ""
+    threads: int = 0  # 0: leave torch's default
+
+
+@dataclass
+class RunSummary:
+    """What the final table shows."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    status: str
+    epochs: int
+    steps: int
+    monitor: str
+    best_value: float | None
+    best_epoch: int | None
+    final_metrics: dict[str, float]
+    seconds: float
+    tracking_uri: str
+
+
+def pick_device(requested: str) -> torch.device:
+    """``auto`` prefers CUDA, then Apple's MPS, then the CPU."""
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optimizer": {"lr": 0.1}}`` -> ``{"optimizer.lr": 0.1}`` (lists stay whole)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class CheckpointWriter(EpochListener):
+    """Writes ``last.pt`` after every epoch and ``best.pt`` when the monitor improves."""
+
+    def __init__(self, recipe: TrainingRecipe, tracker: Tracker) -> None:
+        self.recipe = recipe
+        self.folder = tracker.checkpoint_dir()
+
+    def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
+        state = self.recipe.checkpoint_state(progress)
+        save_checkpoint(state, self.folder / "last.pt")
+        if improved:
+            save_checkpoint(state, self.folder / "best.pt")
+
+
+class Listeners(EpochListener):
+    """Fans the loop's events out to several listeners."""
+
+    def __init__(self, *listeners: EpochListener) -> None:
+        self.listeners = listeners
+
+    def on_steps(self, step: int, loss: float, lr: float) -> None:
+        for listener in self.listeners:
+            listener.on_steps(step, loss, lr)
+
+    def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
+        for listener in self.listeners:
+            listener.on_epoch_end(progress, metrics, improved)
+
+
+class TrainingRecipe:
+    """Builds a run from a validated config and trains it."""
+
+    def __init__(self, cfg: DictConfig, context: JobContext) -> None:
+        self.cfg = cfg
+        self.context = context
+        self.config_dict: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+        self.progress = Progress()
+
+    def setup(self) -> None:
+        """Seed, pick the device, load and split the data, build model/loss/optimizer/schedule."""
+        cfg = self.cfg
+        if self.context.threads > 0:
+            torch.set_num_threads(self.context.threads)
+        seed_everything(cfg.seed)
+        self.device = pick_device(cfg.trainer.device)
+        split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
+        self.info = split.info
+        self.loss = build_loss(cfg.loss, split.info)
+        self.loss.module.to(self.device)
+
+        def tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(array, dtype=dtype, device=self.device)
+
+        label_dtype = torch.int64 if split.info.task == "classification" else torch.float32
+        batcher = InMemoryBatcher(
+            tensor(split.train_features, torch.float32),
+            tensor(split.train_targets, self.loss.target_dtype),
+            batch_size=cfg.trainer.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+        )
+        model = build_model(cfg.model, split.train_features.shape[1], self.loss.num_outputs)
+        model.to(self.device)
+        optimizer = build_optimizer(cfg.optimizer, model)
+        run_length = RunLength(len(batcher), cfg.trainer.max_epochs)
+        self.parts = TrainingParts(
+            model=model,
+            loss=self.loss,
+            penalties=build_penalties(cfg.regularizer, model),
+            optimizer=optimizer,
+            schedule=build_schedule(cfg.scheduler, optimizer, run_length, cfg.trainer),
+            batcher=batcher,
+            val_features=tensor(split.val_features, torch.float32),
+            val_targets=tensor(split.val_targets, self.loss.target_dtype),
+            val_labels=tensor(split.val_targets, label_dtype),
+            task=split.info.task,
+            num_classes=split.info.num_classes,
+        )
+        self.monitor = str(cfg.trainer.monitor)
+        self.mode = mode_for(self.monitor, cfg.trainer.mode)
+
+    def is_better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value < best if self.mode == "min" else value > best
+
+    def record_config(self, tracker: Tracker) -> None:
+        """Params (the flattened resolved config), the composed YAML and the overrides."""
+        params = flatten(self.config_dict)
+        params["model.num_parameters"] = sum(p.numel() for p in self.parts.model.parameters())
+        params["loss.resolved"] = self.loss.name
+        params["device"] = str(self.device)
+        tracker.log_params(params)
+        tracker.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
+        tracker.log_text("\n".join(self.context.overrides) + "\n", "overrides.txt")
+
+    def train(self, tracker: Tracker, display: EpochListener) -> Progress:
+        listeners: list[EpochListener] = [display]
+        if self.cfg.trainer.checkpoint:
+            listeners.insert(0, CheckpointWriter(self, tracker))
+        return fit(
+            self.parts,
+            max_epochs=self.cfg.trainer.max_epochs,
+            log_every_n_steps=self.cfg.trainer.log_every_n_steps,
+            is_better=self.is_better,
+            monitor=self.monitor,
+            tracker=tracker,
+            listener=Listeners(*listeners),
+            progress=self.progress,
+            eval_batch_size=self.cfg.trainer.eval_batch_size,
+        )
+
+    def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
+        """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
+        return {
+            "model": self.parts.model.state_dict(),
+            "optimizer": self.parts.optimizer.state_dict(),
+            "scheduler": self.parts.schedule.state_dict(),
+            "epoch": progress.epoch,
+            "step": progress.step,
+            "best": {"monitor": self.monitor, "value": progress.best_value,
+                     "epoch": progress.best_epoch},
+            "rng": capture_rng_state(),
+            "data_position": {"epoch": progress.epoch, "batch": 0},
+            "config": self.config_dict,
+            "run_id": getattr(self, "run_id", None),
+        }
+
+
+def summarize(
+    recipe: TrainingRecipe, tracker: Any, status: str, started: float
+) -> RunSummary:
+    """The numbers of the final table."""
+    progress = recipe.progress
+    final = progress.history[-1] if progress.history else {}
+    return RunSummary(
+        run_id=tracker.run_id,
+        run_name=getattr(tracker, "run_name", tracker.run_id),
+        experiment_id=getattr(tracker, "experiment_id", ""),
+        status=status,
+        epochs=progress.epoch,
+        steps=progress.step,
+        monitor=recipe.monitor,
+        best_value=progress.best_value,
+        best_epoch=progress.best_epoch,
+        final_metrics={k: v for k, v in final.items() if k != "epoch" and not math.isnan(v)},
+        seconds=time.monotonic() - started,
+        tracking_uri=getattr(tracker, "uri", ""),
+    )
