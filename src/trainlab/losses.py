@@ -42,13 +42,19 @@ def build_loss(cfg: Any, info: DatasetInfo) -> Loss:
     name = resolve_loss_name(cfg, info)
     if name == "cross_entropy":
         smoothing = float(getattr(cfg, "label_smoothing", 0.0))
-        module = nn.CrossEntropyLoss(label_smoothing=smoothing)
-        return Loss(name, module, info.num_classes, torch.int64, squeeze_output=False)
+        return Loss(
+            name,
+            nn.CrossEntropyLoss(label_smoothing=smoothing),
+            info.num_classes,
+            torch.int64,
+            squeeze_output=False,
+        )
     if name == "bce":
         pos_weight = getattr(cfg, "pos_weight", None)
         weight = None if pos_weight is None else torch.tensor(float(pos_weight))
-        module = nn.BCEWithLogitsLoss(pos_weight=weight)
-        return Loss(name, module, 1, torch.float32, squeeze_output=True)
+        return Loss(
+            name, nn.BCEWithLogitsLoss(pos_weight=weight), 1, torch.float32, squeeze_output=True
+        )
     if name == "mse":
         return Loss(name, nn.MSELoss(), 1, torch.float32, squeeze_output=True)
     raise ValueError(f"unknown loss {name!r}; known: auto, cross_entropy, bce, mse")

@@ -53,8 +53,10 @@ def run(args: list[str]) -> int:
     available = groups(root)
     wanted = args[0] if args else None
     if wanted is not None and wanted not in available:
-        raise UsageError(f"no config group {wanted!r}.{did_you_mean(wanted, available)} "
-                         f"Groups: {', '.join(available)}.")
+        raise UsageError(
+            f"no config group {wanted!r}.{did_you_mean(wanted, available)} "
+            f"Groups: {', '.join(available)}."
+        )
     for group, files in available.items():
         if wanted is not None and group != wanted:
             continue

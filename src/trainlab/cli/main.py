@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         from trainlab.config.suggest import did_you_mean
 
-        print(f"trainlab: unknown command {name!r}.{did_you_mean(name, COMMANDS)} "
-              f"Commands: {', '.join(COMMANDS)}. See `trainlab --help`.", file=sys.stderr)
+        print(
+            f"trainlab: unknown command {name!r}.{did_you_mean(name, COMMANDS)} "
+            f"Commands: {', '.join(COMMANDS)}. See `trainlab --help`.",
+            file=sys.stderr,
+        )
         return 2
     from trainlab.config.errors import ConfigError, UsageError
 

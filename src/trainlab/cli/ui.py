@@ -6,6 +6,7 @@ process group of its own and the whole group is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ def _option(args: list[str], name: str, default: str) -> tuple[str, list[str]]:
         if index + 1 >= len(args):
             raise UsageError(f"{name} needs a value. {HELP.splitlines()[0]}")
         value = args[index + 1]
-        return value, args[:index] + args[index + 2:]
+        return value, args[:index] + args[index + 2 :]
     return default, args
 
 
@@ -47,18 +48,33 @@ def run(args: list[str]) -> int:
         raise UsageError(f"tracking.uri={uri} is already a server; open {uri} in a browser.")
     database = sqlite_path(uri)
     if database is not None and not database.exists():
-        raise UsageError(f"there is no store at {database} yet; train a run first "
-                         "(`trainlab train`) or point tracking.uri at your store.")
+        raise UsageError(
+            f"there is no store at {database} yet; train a run first "
+            "(`trainlab train`) or point tracking.uri at your store."
+        )
     experiment_id = ensure_experiment(make_client(uri), uri, str(cfg.tracking.experiment))
     base = f"http://{host}:{port}"
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     server = subprocess.Popen(command, start_new_session=True)
     try:
         print(f"Starting the MLflow UI on {uri} ...", flush=True)
         if _wait_until_up(base, server):
-            print(f"Runs of experiment {cfg.tracking.experiment!r}: "
-                  f"{runs_url(base, experiment_id)}\nCtrl-C stops the UI.", flush=True)
+            print(
+                f"Runs of experiment {cfg.tracking.experiment!r}: "
+                f"{runs_url(base, experiment_id)}\nCtrl-C stops the UI.",
+                flush=True,
+            )
         return server.wait()
     except KeyboardInterrupt:
         return 0
@@ -79,10 +95,8 @@ def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 
 
 def _stop_group(server: subprocess.Popen[bytes]) -> None:
     if server.poll() is not None and server.returncode is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         return
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         try:

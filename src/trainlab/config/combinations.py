@@ -21,11 +21,17 @@ def check_combinations(cfg: DictConfig) -> list[Problem]:
     problems += _check_monitor("trainer.monitor", cfg.trainer.monitor, info)
     if cfg.scheduler.name == "plateau" and cfg.scheduler.monitor is not None:
         problems += _check_monitor("scheduler.monitor", cfg.scheduler.monitor, info)
-    if cfg.optimizer.name == "sgd" and cfg.optimizer.nesterov and (
-        cfg.optimizer.momentum <= 0 or cfg.optimizer.dampening != 0
+    if (
+        cfg.optimizer.name == "sgd"
+        and cfg.optimizer.nesterov
+        and (cfg.optimizer.momentum <= 0 or cfg.optimizer.dampening != 0)
     ):
-        problems.append(Problem("optimizer.nesterov", "Nesterov momentum needs "
-                                "optimizer.momentum > 0 and optimizer.dampening=0."))
+        problems.append(
+            Problem(
+                "optimizer.nesterov",
+                "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening=0.",
+            )
+        )
     problems += _check_device(cfg.trainer.device)
     return problems
 
@@ -35,14 +41,29 @@ def _check_loss(cfg: DictConfig, info: DatasetInfo) -> list[Problem]:
     if name == "auto":
         return []
     if info.task == CLASSIFICATION and name == "mse":
-        return [Problem("loss", f"mse is a regression loss but dataset={cfg.dataset.name} is a "
-                        f"classification task; use loss=cross_entropy or loss=auto.")]
+        return [
+            Problem(
+                "loss",
+                f"mse is a regression loss but dataset={cfg.dataset.name} is a "
+                f"classification task; use loss=cross_entropy or loss=auto.",
+            )
+        ]
     if info.task != CLASSIFICATION and name in ("cross_entropy", "bce"):
-        return [Problem("loss", f"{name} needs class labels but dataset={cfg.dataset.name} is "
-                        "a regression task; use loss=mse or loss=auto.")]
+        return [
+            Problem(
+                "loss",
+                f"{name} needs class labels but dataset={cfg.dataset.name} is "
+                "a regression task; use loss=mse or loss=auto.",
+            )
+        ]
     if name == "bce" and info.num_classes != 2:
-        return [Problem("loss", f"bce is for two classes but dataset={cfg.dataset.name} has "
-                        f"{info.num_classes}; use loss=cross_entropy.")]
+        return [
+            Problem(
+                "loss",
+                f"bce is for two classes but dataset={cfg.dataset.name} has "
+                f"{info.num_classes}; use loss=cross_entropy.",
+            )
+        ]
     return []
 
 
@@ -50,27 +71,49 @@ def _check_monitor(key: str, monitor: str, info: DatasetInfo) -> list[Problem]:
     known = metric_names(info.task, info.num_classes)
     if monitor in known:
         return []
-    return [Problem(key, f"{monitor!r} is not a metric of this {info.task} run; choose one of "
-                    f"{', '.join(known)}.{did_you_mean(monitor, known)}")]
+    return [
+        Problem(
+            key,
+            f"{monitor!r} is not a metric of this {info.task} run; choose one of "
+            f"{', '.join(known)}.{did_you_mean(monitor, known)}",
+        )
+    ]
 
 
 def _check_device(device: str) -> list[Problem]:
     if device in ("auto", "cpu"):
         return []
     if not (device == "cuda" or device.startswith("cuda:") or device == "mps"):
-        return [Problem("trainer.device", f"{device!r} is not a device; use auto, cpu, cuda, "
-                        "cuda:N or mps.")]
+        return [
+            Problem(
+                "trainer.device", f"{device!r} is not a device; use auto, cpu, cuda, cuda:N or mps."
+            )
+        ]
     import torch
 
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            return [Problem("trainer.device", f"{device} was asked for but this machine has no "
-                            "CUDA device; use trainer.device=auto or cpu.")]
+            return [
+                Problem(
+                    "trainer.device",
+                    f"{device} was asked for but this machine has no "
+                    "CUDA device; use trainer.device=auto or cpu.",
+                )
+            ]
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            return [Problem("trainer.device", f"{device} does not exist; this machine has "
-                            f"{torch.cuda.device_count()} CUDA device(s).")]
+            return [
+                Problem(
+                    "trainer.device",
+                    f"{device} does not exist; this machine has "
+                    f"{torch.cuda.device_count()} CUDA device(s).",
+                )
+            ]
     if device == "mps" and not torch.backends.mps.is_available():
-        return [Problem("trainer.device", "mps was asked for but is not available here; use "
-                        "trainer.device=auto or cpu.")]
+        return [
+            Problem(
+                "trainer.device",
+                "mps was asked for but is not available here; use trainer.device=auto or cpu.",
+            )
+        ]
     return []

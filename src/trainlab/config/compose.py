@@ -49,9 +49,9 @@ def compose_in_context(overrides: list[str], folder: Path) -> DictConfig:
     try:
         cfg = compose(config_name=CONFIG_NAME, overrides=job_overrides)
     except Exception as error:  # Hydra and OmegaConf raise many types; each becomes a Problem
-        problems, cfg = _isolate_problems(job_overrides, folder, error)
-        if cfg is not None:
-            problems += validate_config(cfg)
+        problems, partial = _isolate_problems(job_overrides, folder, error)
+        if partial is not None:
+            problems += validate_config(partial)
         raise ConfigError(problems) from None
     problems = validate_config(cfg)
     if problems:
@@ -72,7 +72,7 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
     try:
         return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
     except Exception:
-        return [[o.input_line for o in parsed if not o.is_sweep_override()]]
+        return [[str(o.input_line) for o in parsed if not o.is_sweep_override()]]
 
 
 def _is_hydra_override(override: str) -> bool:
@@ -120,8 +120,11 @@ def describe_error(error: BaseException, override: str, folder: Path) -> Problem
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
     if isinstance(error, OverrideParseException):
-        return Problem("", f"cannot parse {override!r}: {error}. Overrides look like key=value, "
-                       "group=option or +new_key=value.")
+        return Problem(
+            "",
+            f"cannot parse {override!r}: {error}. Overrides look like key=value, "
+            "group=option or +new_key=value.",
+        )
     if isinstance(error, MissingConfigException):
         return _missing_option(override, folder, error)
     cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
@@ -129,9 +132,12 @@ def describe_error(error: BaseException, override: str, folder: Path) -> Problem
         full_key = str(getattr(cause, "full_key", "") or override.split("=", 1)[0])
         key = str(getattr(cause, "key", "") or full_key.rsplit(".", 1)[-1])
         if isinstance(cause, ConfigKeyError | AttributeError) or "not in" in str(cause):
-            return Problem(full_key, f"unknown key {key!r}{_where(cause)}."
-                           f"{did_you_mean(key, _fields_of(cause))} Run `trainlab train --cfg "
-                           "job` to see every key.")
+            return Problem(
+                full_key,
+                f"unknown key {key!r}{_where(cause)}."
+                f"{did_you_mean(key, _fields_of(cause))} Run `trainlab train --cfg "
+                "job` to see every key.",
+            )
         first_line = str(getattr(cause, "msg", cause)).splitlines()[0]
         return Problem(full_key, f"{first_line} (from {override!r}).")
     return Problem("", f"{override!r}: {str(error).splitlines()[0]}")
@@ -146,8 +152,11 @@ def _missing_option(override: str, folder: Path, error: Exception) -> Problem:
     wanted = value.strip("[]").split(",")
     unknown = [w.strip() for w in wanted if w.strip() and w.strip() not in options]
     name = unknown[0] if unknown else value
-    return Problem(group, f"no option {name!r}; available: {', '.join(options)}."
-                   f"{did_you_mean(name, options)} See `trainlab list {group}`.")
+    return Problem(
+        group,
+        f"no option {name!r}; available: {', '.join(options)}."
+        f"{did_you_mean(name, options)} See `trainlab list {group}`.",
+    )
 
 
 def _where(cause: BaseException) -> str:

@@ -31,11 +31,15 @@ class Constraint:
         """The allowed values in words, for error messages: ``> 0``, ``in [0, 1)``."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
-        low = f"[{_fmt(self.ge)}" if self.ge is not None else (
-            f"({_fmt(self.gt)}" if self.gt is not None else None
+        low = (
+            f"[{_fmt(self.ge)}"
+            if self.ge is not None
+            else (f"({_fmt(self.gt)}" if self.gt is not None else None)
         )
-        high = f"{_fmt(self.le)}]" if self.le is not None else (
-            f"{_fmt(self.lt)})" if self.lt is not None else None
+        high = (
+            f"{_fmt(self.le)}]"
+            if self.le is not None
+            else (f"{_fmt(self.lt)})" if self.lt is not None else None)
         )
         if low and high:
             return f"in {low}, {high}"

@@ -28,8 +28,10 @@ class ConfigError(Exception):
         noun = "problem" if count == 1 else "problems"
         lines = [f"The config is not valid; {count} {noun} found:"]
         lines += [f"  - {problem}" for problem in self.problems]
-        lines.append("Check a value with `trainlab validate [OVERRIDES]`; see the options with "
-                     "`trainlab list`.")
+        lines.append(
+            "Check a value with `trainlab validate [OVERRIDES]`; see the options with "
+            "`trainlab list`."
+        )
         return "\n".join(lines)
 
 

@@ -47,9 +47,11 @@ def _check_fields(node: DictConfig, prefix: str) -> list[Problem]:
         plain = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         if not constraint.accepts(plain):
             problems.append(
-                Problem(path, f"{_show(plain)} is not allowed; expected {constraint.describe()}."
-                        + (did_you_mean(str(plain), constraint.choices) if constraint.choices
-                           else ""))
+                Problem(
+                    path,
+                    f"{_show(plain)} is not allowed; expected {constraint.describe()}."
+                    + (did_you_mean(str(plain), constraint.choices) if constraint.choices else ""),
+                )
             )
     return problems
 

@@ -42,7 +42,9 @@ class InMemoryBatcher:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(count, generator=generator).to(self.features.device)
 
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(
+        self, epoch: int, start_batch: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch``, beginning at ``start_batch`` (for resuming mid-epoch)."""
         order = self.order(epoch)
         for start in range(start_batch * self.batch_size, len(order), self.batch_size):

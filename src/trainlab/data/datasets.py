@@ -101,7 +101,9 @@ def load(cfg: Any) -> Arrays:
         loader = LOADERS[cfg.name]
     except KeyError:
         known = ", ".join(sorted(LOADERS))
-        raise DatasetError("dataset.name", f"unknown dataset {cfg.name!r}; known: {known}") from None
+        raise DatasetError(
+            "dataset.name", f"unknown dataset {cfg.name!r}; known: {known}"
+        ) from None
     return loader(cfg)
 
 

@@ -75,8 +75,13 @@ class RichProgress(EpochListener):
             transient=False,
         )
         self.task = self.bar.add_task(
-            "train", total=max_epochs * steps_per_epoch, epoch=1, max_epochs=max_epochs,
-            loss="-", lr="-", val="",
+            "train",
+            total=max_epochs * steps_per_epoch,
+            epoch=1,
+            max_epochs=max_epochs,
+            loss="-",
+            lr="-",
+            val="",
         )
 
     def start(self) -> None:
@@ -87,7 +92,9 @@ class RichProgress(EpochListener):
 
     def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
         self.bar.update(
-            self.task, completed=progress.step, epoch=min(progress.epoch + 1, self.max_epochs),
+            self.task,
+            completed=progress.step,
+            epoch=min(progress.epoch + 1, self.max_epochs),
             val=format_metrics(metrics),
         )
 

@@ -18,7 +18,8 @@ def ui_command(tracking_uri: str) -> str:
 def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
     best = (
         f"{summary.best_value:.4g} at epoch {summary.best_epoch}"
-        if summary.best_value is not None else "-"
+        if summary.best_value is not None
+        else "-"
     )
     rows = [
         ("status", summary.status),
@@ -30,8 +31,11 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
     rows += [
         ("time", f"{summary.seconds:.1f} s"),
         ("MLflow store", summary.tracking_uri),
-        ("open the UI", f"{ui_command(summary.tracking_uri)}  -> runs table of experiment "
-                        f"{summary.experiment_id}"),
+        (
+            "open the UI",
+            f"{ui_command(summary.tracking_uri)}  -> runs table of experiment "
+            f"{summary.experiment_id}",
+        ),
     ]
     return rows
 

@@ -56,7 +56,8 @@ def parameter_groups(
     model: nn.Module, weight_decay: float, decay_bias_and_norm: bool
 ) -> list[dict[str, Any]]:
     """Two groups: weights that decay, and biases/norm parameters that do not (unless asked)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for parameter in model.parameters():
         if not parameter.requires_grad:
             continue

@@ -70,8 +70,9 @@ def _constant(optimizer: torch.optim.Optimizer, cfg: Any, run: RunLength, _: Any
 
 def _step(optimizer: torch.optim.Optimizer, cfg: Any, run: RunLength, _: Any) -> LRSchedule:
     steps = cfg.step_size * (run.steps_per_epoch if cfg.interval == "step" else 1)
-    return LRSchedule(lr_scheduler.StepLR(optimizer, step_size=steps, gamma=cfg.gamma),
-                      cfg.interval)
+    return LRSchedule(
+        lr_scheduler.StepLR(optimizer, step_size=steps, gamma=cfg.gamma), cfg.interval
+    )
 
 
 def _cosine(optimizer: torch.optim.Optimizer, cfg: Any, run: RunLength, _: Any) -> LRSchedule:
@@ -90,10 +91,12 @@ def _warmup_cosine(
     scheduler = lr_scheduler.SequentialLR(
         optimizer,
         schedulers=[
-            lr_scheduler.LinearLR(optimizer, start_factor=cfg.warmup_start_factor,
-                                  end_factor=1.0, total_iters=warmup),
-            lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, length - warmup),
-                                           eta_min=cfg.eta_min),
+            lr_scheduler.LinearLR(
+                optimizer, start_factor=cfg.warmup_start_factor, end_factor=1.0, total_iters=warmup
+            ),
+            lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(1, length - warmup), eta_min=cfg.eta_min
+            ),
         ],
         milestones=[warmup],
     )
@@ -106,7 +109,9 @@ def _plateau(
     monitor = cfg.monitor or trainer.monitor
     scheduler = lr_scheduler.ReduceLROnPlateau(
         optimizer,
-        mode=mode_for(monitor, cfg.mode if cfg.mode != "auto" else trainer.mode),
+        mode="min"
+        if mode_for(monitor, cfg.mode if cfg.mode != "auto" else trainer.mode) == "min"
+        else "max",
         factor=cfg.factor,
         patience=cfg.patience,
         threshold=cfg.threshold,

@@ -17,7 +17,7 @@ from torch import nn
 class WeightPenalty:
     """``weight * sum(norm(p))`` over the chosen parameters, L1 (p=1) or squared L2 (p=2)."""
 
-    def __init__(self, name: str, parameters: list[nn.Parameter], weight: float, power: int):
+    def __init__(self, name: str, parameters: list[torch.Tensor], weight: float, power: int):
         self.name = name
         self.parameters = parameters
         self.weight = weight
@@ -31,9 +31,10 @@ class WeightPenalty:
         return self.weight * torch.stack(norms).square().sum()
 
 
-def _selected(model: nn.Module, include_bias_and_norm: bool) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad and
-            (p.ndim >= 2 or include_bias_and_norm)]
+def _selected(model: nn.Module, include_bias_and_norm: bool) -> list[torch.Tensor]:
+    return [
+        p for p in model.parameters() if p.requires_grad and (p.ndim >= 2 or include_bias_and_norm)
+    ]
 
 
 def _l1(model: nn.Module, cfg: Any) -> WeightPenalty:

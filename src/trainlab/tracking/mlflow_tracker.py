@@ -99,7 +99,8 @@ class MlflowTracker:
             status = "FAILED" if status == "FINISHED" else status
             self.log_text("\n".join(map(str, problems)), "tracking_errors.txt")
         if self._staging is not None:
-            self.client.log_artifacts(self.run_id, str(self._staging / "checkpoints"),
-                                      "checkpoints")
+            self.client.log_artifacts(
+                self.run_id, str(self._staging / "checkpoints"), "checkpoints"
+            )
             shutil.rmtree(self._staging, ignore_errors=True)
         self.client.set_terminated(self.run_id, status=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import subprocess
@@ -35,10 +36,8 @@ def source_tags() -> dict[str, str]:
         MLFLOW_SOURCE_TYPE: "LOCAL",
         "trainlab.command": command,
     }
-    try:
+    with contextlib.suppress(KeyError, OSError):
         tags[MLFLOW_USER] = getpass.getuser()
-    except (KeyError, OSError):
-        pass
     commit = _git("rev-parse", "HEAD")
     if commit:
         tags[MLFLOW_GIT_COMMIT] = commit

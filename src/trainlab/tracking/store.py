@@ -17,7 +17,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative to the working directory)."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///"):])
+    return Path(uri[len("sqlite:///") :])
 
 
 def default_artifact_location(uri: str) -> str | None:
@@ -51,11 +51,13 @@ def ensure_experiment(client: MlflowClient, uri: str, name: str) -> str:
             client.restore_experiment(experiment.experiment_id)
         return str(experiment.experiment_id)
     try:
-        return str(client.create_experiment(
-            name,
-            artifact_location=default_artifact_location(uri),
-            tags=dict([EXPERIMENT_KIND_TAG]),
-        ))
+        return str(
+            client.create_experiment(
+                name,
+                artifact_location=default_artifact_location(uri),
+                tags=dict([EXPERIMENT_KIND_TAG]),
+            )
+        )
     except MlflowException:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:

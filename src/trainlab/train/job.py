@@ -105,8 +105,9 @@ def run_training(
                 file=sys.stderr,
             )
             raise SystemExit(1) from None
-    print_summary(summarize(recipe, tracker, "FINISHED", started),
-                  rich=None if not in_sweep else False)
+    print_summary(
+        summarize(recipe, tracker, "FINISHED", started), rich=None if not in_sweep else False
+    )
     return progress.best_value
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -54,8 +53,9 @@ class EpochListener:
 
     def on_steps(self, step: int, loss: float, lr: float) -> None: ...
 
-    def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
-        ...
+    def on_epoch_end(
+        self, progress: Progress, metrics: dict[str, float], improved: bool
+    ) -> None: ...
 
 
 def global_grad_norm(parameters: list[nn.Parameter]) -> torch.Tensor:
@@ -132,17 +132,24 @@ def evaluate(parts: TrainingParts, batch_size: int) -> dict[str, float]:
     """Validation loss and task metrics over the whole validation split (one host sync)."""
     model = parts.model
     model.eval()
-    outputs = torch.cat([
-        model(parts.val_features[start : start + batch_size])
-        for start in range(0, len(parts.val_features), batch_size)
-    ])
+    outputs = torch.cat(
+        [
+            model(parts.val_features[start : start + batch_size])
+            for start in range(0, len(parts.val_features), batch_size)
+        ]
+    )
     values: dict[str, torch.Tensor] = {"val/loss": parts.loss(outputs, parts.val_targets)}
     if bool(torch.isfinite(outputs).all()):
         values.update(compute_metrics(outputs, parts.val_labels, parts.task, parts.num_classes))
     else:  # a diverged model: the metrics are undefined, not an error of the evaluation
         nan = torch.tensor(float("nan"))
-        values.update({name: nan for name in metric_names(parts.task, parts.num_classes)
-                       if name.startswith("val/") and name != "val/loss"})
+        values.update(
+            {
+                name: nan
+                for name in metric_names(parts.task, parts.num_classes)
+                if name.startswith("val/") and name != "val/loss"
+            }
+        )
     names = list(values)
     numbers = torch.stack([values[n].float() for n in names]).cpu().tolist()
     return dict(zip(names, numbers, strict=True))

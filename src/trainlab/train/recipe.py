@@ -208,8 +208,11 @@ class TrainingRecipe:
             "scheduler": self.parts.schedule.state_dict(),
             "epoch": progress.epoch,
             "step": progress.step,
-            "best": {"monitor": self.monitor, "value": progress.best_value,
-                     "epoch": progress.best_epoch},
+            "best": {
+                "monitor": self.monitor,
+                "value": progress.best_value,
+                "epoch": progress.best_epoch,
+            },
             "rng": capture_rng_state(),
             "data_position": {"epoch": progress.epoch, "batch": 0},
             "config": self.config_dict,
@@ -217,9 +220,7 @@ class TrainingRecipe:
         }
 
 
-def summarize(
-    recipe: TrainingRecipe, tracker: Any, status: str, started: float
-) -> RunSummary:
+def summarize(recipe: TrainingRecipe, tracker: Any, status: str, started: float) -> RunSummary:
     """The numbers of the final table."""
     progress = recipe.progress
     final = progress.history[-1] if progress.history else {}

@@ -22,7 +22,7 @@ class OptimizerConfig:
 
 @dataclass
 class SGDConfig(OptimizerConfig):
-    """Stochastic gradient descent with (optionally Nesterov) momentum; weight decay is coupled L2."""
+    """SGD with (optionally Nesterov) momentum; weight decay is coupled L2."""
 
     name: str = "sgd"
     lr: float = positive(0.1)
