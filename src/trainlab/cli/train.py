@@ -60,7 +60,7 @@ def run(args: list[str]) -> int:
     if not any(getattr(parsed, flag, None) for flag in INSPECTING_FLAGS):
         validate_command_line(args)
     from trainlab.tracking.run_tags import COMMAND_ENV
-    from trainlab.tracking.sweep_callback import close_open_sweeps
+    from trainlab.tracking.sweep_callback import CLOSED_SWEEPS, close_open_sweeps
 
     os.environ[COMMAND_ENV] = "trainlab train " + " ".join(shlex.quote(a) for a in args)
     interrupted = False
@@ -74,7 +74,27 @@ def run(args: list[str]) -> int:
         return 130
     finally:
         close_open_sweeps(interrupted=interrupted)
+        while CLOSED_SWEEPS:
+            _print_sweep(*CLOSED_SWEEPS.pop(0))
     return 0
+
+
+def _print_sweep(parent_id: str, uri: str, status: str) -> None:
+    from trainlab.display.summary import ui_command
+    from trainlab.display.sweep_table import print_sweep_table
+    from trainlab.tools.compare import child_runs, rank_runs
+    from trainlab.tracking.store import make_client
+
+    client = make_client(uri)
+    parent = client.get_run(parent_id)
+    monitor = parent.data.tags.get("trainlab.monitor", "val/loss")
+    mode = parent.data.tags.get("trainlab.mode", "auto")
+    rows = rank_runs(child_runs(client, parent_id), monitor, mode)
+    title = (
+        f"{parent.info.run_name} ({parent_id}): {status}, {len(rows)} runs, best "
+        f"{monitor} first. Browse: {ui_command(uri)}"
+    )
+    print_sweep_table(title, rows, f"best {monitor}")
 
 
 def _hydra_main(args: list[str]) -> None:

@@ -5,6 +5,7 @@ Every problem is collected, none raised early, so a user fixes them all in one g
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -17,9 +18,15 @@ from trainlab.config.suggest import did_you_mean
 
 def validate_config(cfg: DictConfig) -> list[Problem]:
     """All problems of ``cfg``: ranges and required keys first, then combinations."""
+    from omegaconf.errors import MissingMandatoryValue
+
     from trainlab.config.combinations import check_combinations
 
-    return _check_fields(cfg, prefix="") + check_combinations(cfg)
+    problems = _check_fields(cfg, prefix="")
+    # A required key left unset (``???``) is reported above; the combinations need its value.
+    with contextlib.suppress(MissingMandatoryValue):
+        problems += check_combinations(cfg)
+    return problems
 
 
 def _check_fields(node: DictConfig, prefix: str) -> list[Problem]:

@@ -40,6 +40,16 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
     return rows
 
 
+def one_line(summary: RunSummary) -> str:
+    """The best monitored value, its epoch and the run id, for a sweep's per-job line."""
+    if summary.best_value is None:
+        return f"run {summary.run_id}"
+    return (
+        f"best {summary.monitor} {summary.best_value:.4g} at epoch {summary.best_epoch} "
+        f"(run {summary.run_id}, {summary.seconds:.1f} s)"
+    )
+
+
 def print_summary(summary: RunSummary, rich: bool | None = None) -> None:
     """A rich table on a terminal, aligned plain lines otherwise."""
     rows = summary_rows(summary)

@@ -21,6 +21,8 @@ PARENT_RUN_FILE = "mlflow_parent_run_id"
 
 # Sweeps started in this process and not yet closed: run id -> (tracking uri, experiment id).
 OPEN_SWEEPS: dict[str, tuple[str, str]] = {}
+# Sweeps closed in this process: (parent run id, tracking uri, status), for the final table.
+CLOSED_SWEEPS: list[tuple[str, str, str]] = []
 
 
 class MlflowSweepCallback(Callback):
@@ -44,6 +46,8 @@ class MlflowSweepCallback(Callback):
             "trainlab.role": "sweep",
             "trainlab.sweep_dir": str(sweep_dir.resolve()),
             "trainlab.sweep_overrides": " ".join(overrides),
+            "trainlab.monitor": str(config.trainer.monitor),
+            "trainlab.mode": str(config.trainer.mode),
         }
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +66,8 @@ def parent_run_id(sweep_dir: str | Path) -> str | None:
 
 
 def close_open_sweeps(interrupted: bool) -> None:
-    """End every open parent run: KILLED if interrupted, else from its children's statuses."""
+    """End every open parent run: KILLED if interrupted, else from its children's statuses;
+    each is added to ``CLOSED_SWEEPS``."""
     from trainlab.tracking.store import make_client
 
     for run_id, (uri, experiment_id) in list(OPEN_SWEEPS.items()):
@@ -80,3 +85,4 @@ def close_open_sweeps(interrupted: bool) -> None:
         client.set_tag(run_id, "trainlab.children", str(len(children)))
         client.set_terminated(run_id, status=status)
         del OPEN_SWEEPS[run_id]
+        CLOSED_SWEEPS.append((run_id, uri, status))

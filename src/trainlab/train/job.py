@@ -61,7 +61,7 @@ def run_training(
     """Validate, build, track, train and close one run; see the module doc for exit codes."""
     from trainlab.data.datasets import DatasetError
     from trainlab.display.progress import make_progress
-    from trainlab.display.summary import print_summary
+    from trainlab.display.summary import one_line, print_summary
     from trainlab.train.recipe import TrainingRecipe, summarize
     from trainlab.train.signals import TrainingInterrupted, stop_on_signals
 
@@ -89,6 +89,9 @@ def run_training(
                 progress = recipe.train(tracker, display)
             finally:
                 display.stop()
+            if progress.best_value is not None:
+                best = [(f"best/{recipe.monitor}", progress.best_value, progress.step)]
+                tracker.log_metrics(best)
             tracker.close("FINISHED")
         except TrainingInterrupted as stop:
             tracker.close("KILLED")
@@ -105,9 +108,11 @@ def run_training(
                 file=sys.stderr,
             )
             raise SystemExit(1) from None
-    print_summary(
-        summarize(recipe, tracker, "FINISHED", started), rich=None if not in_sweep else False
-    )
+    summary = summarize(recipe, tracker, "FINISHED", started)
+    if in_sweep:  # one line per job; the sweep's table comes at the end
+        print(f"[{label}] FINISHED {tracker.run_name}: {one_line(summary)}", flush=True)
+    else:
+        print_summary(summary)
     return progress.best_value
 
 

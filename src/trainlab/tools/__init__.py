@@ -1,0 +1,1 @@
+"""Practitioner's tools beside the training path: comparing runs, and more to come."""
