@@ -67,6 +67,7 @@ def run(args: list[str]) -> int:
         str(port),
     ]
     server = subprocess.Popen(command, start_new_session=True)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the server's group on SIGTERM too
     try:
         print(f"Starting the MLflow UI on {uri} ...", flush=True)
         if _wait_until_up(base, server):
@@ -80,6 +81,10 @@ def run(args: list[str]) -> int:
         return 0
     finally:
         _stop_group(server)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 120) -> bool:

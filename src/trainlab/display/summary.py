@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from trainlab.tracking.store import runs_url
 from trainlab.train.recipe import RunSummary
 
 UI_HINT = "trainlab ui"
@@ -33,8 +34,13 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
         ("MLflow store", summary.tracking_uri),
         (
             "open the UI",
-            f"{ui_command(summary.tracking_uri)}  -> runs table of experiment "
-            f"{summary.experiment_id}",
+            f"{ui_command(summary.tracking_uri)}, then "
+            + runs_url(
+                summary.tracking_uri
+                if summary.tracking_uri.startswith("http")
+                else "http://127.0.0.1:5000",
+                summary.experiment_id,
+            ),
         ),
     ]
     return rows

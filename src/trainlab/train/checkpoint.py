@@ -7,9 +7,12 @@ file, so a crash mid-write never leaves a truncated checkpoint behind.
 
 from __future__ import annotations
 
+import copy
 import os
+import queue
 import random
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +89,49 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path} is not a trainlab checkpoint")
     return state
+
+
+class BackgroundCheckpointWriter:
+    """Writes checkpoints from a thread so the loop does not wait for pickling and fsync.
+
+    ``save`` takes a snapshot (a deep copy of the tensors) at once, so training can go on
+    changing the weights; ``close`` waits until everything queued is on disk and re-raises
+    the first error.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[dict[str, Any], list[Path]] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="trainlab-checkpoints", daemon=True)
+        self._thread.start()
+
+    def save(self, state: dict[str, Any], paths: list[Path]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((copy.deepcopy(state), paths))
+
+    def wait(self) -> None:
+        """Block until every queued checkpoint is written."""
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                state, paths = item
+                for path in paths:
+                    save_checkpoint(state, path)
+            except BaseException as error:  # surfaced in the training thread
+                self._error = self._error or error
+            finally:
+                self._queue.task_done()

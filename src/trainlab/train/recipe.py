@@ -27,7 +27,7 @@ from trainlab.optim import build_optimizer, build_schedule
 from trainlab.optim.schedulers import RunLength
 from trainlab.regularizers import build_penalties
 from trainlab.tracking.base import Tracker
-from trainlab.train.checkpoint import capture_rng_state, save_checkpoint
+from trainlab.train.checkpoint import BackgroundCheckpointWriter, capture_rng_state
 from trainlab.train.loop import EpochListener, Progress, TrainingParts, fit
 
 
@@ -89,17 +89,23 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class CheckpointWriter(EpochListener):
-    """Writes ``last.pt`` after every epoch and ``best.pt`` when the monitor improves."""
+    """Writes ``last.pt`` after every epoch and ``best.pt`` when the monitor improves, in the
+    background (the loop only pays for a snapshot of the state)."""
 
     def __init__(self, recipe: TrainingRecipe, tracker: Tracker) -> None:
         self.recipe = recipe
         self.folder = tracker.checkpoint_dir()
+        self.writer = BackgroundCheckpointWriter()
 
     def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
-        state = self.recipe.checkpoint_state(progress)
-        save_checkpoint(state, self.folder / "last.pt")
+        paths = [self.folder / "last.pt"]
         if improved:
-            save_checkpoint(state, self.folder / "best.pt")
+            paths.append(self.folder / "best.pt")
+        self.writer.save(self.recipe.checkpoint_state(progress), paths)
+
+    def close(self) -> None:
+        """Wait until every checkpoint is on disk."""
+        self.writer.close()
 
 
 class Listeners(EpochListener):
@@ -185,20 +191,23 @@ class TrainingRecipe:
         tracker.log_text("\n".join(self.context.overrides) + "\n", "overrides.txt")
 
     def train(self, tracker: Tracker, display: EpochListener) -> Progress:
-        listeners: list[EpochListener] = [display]
-        if self.cfg.trainer.checkpoint:
-            listeners.insert(0, CheckpointWriter(self, tracker))
-        return fit(
-            self.parts,
-            max_epochs=self.cfg.trainer.max_epochs,
-            log_every_n_steps=self.cfg.trainer.log_every_n_steps,
-            is_better=self.is_better,
-            monitor=self.monitor,
-            tracker=tracker,
-            listener=Listeners(*listeners),
-            progress=self.progress,
-            eval_batch_size=self.cfg.trainer.eval_batch_size,
-        )
+        checkpoints = CheckpointWriter(self, tracker) if self.cfg.trainer.checkpoint else None
+        listeners = [display] if checkpoints is None else [checkpoints, display]
+        try:
+            return fit(
+                self.parts,
+                max_epochs=self.cfg.trainer.max_epochs,
+                log_every_n_steps=self.cfg.trainer.log_every_n_steps,
+                is_better=self.is_better,
+                monitor=self.monitor,
+                tracker=tracker,
+                listener=Listeners(*listeners),
+                progress=self.progress,
+                eval_batch_size=self.cfg.trainer.eval_batch_size,
+            )
+        finally:
+            if checkpoints is not None:
+                checkpoints.close()
 
     def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
