@@ -33,7 +33,33 @@ def check_combinations(cfg: DictConfig) -> list[Problem]:
             )
         )
     problems += _check_device(cfg.trainer.device)
+    problems += _check_tracking_uri(str(cfg.tracking.uri))
     return problems
+
+
+TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def _check_tracking_uri(uri: str) -> list[Problem]:
+    scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else ""
+    if scheme not in TRACKING_SCHEMES:
+        return [
+            Problem(
+                "tracking.uri",
+                f"{uri!r} is not an MLflow store URI; use "
+                "sqlite:///path/to/mlflow.db, http://host:port (a tracking server) or "
+                "postgresql://user@host/db.",
+            )
+        ]
+    if scheme == "sqlite" and not uri.startswith("sqlite:///"):
+        return [
+            Problem(
+                "tracking.uri",
+                f"{uri!r}: a sqlite URI has three slashes and a "
+                "path, e.g. sqlite:///outputs/mlflow.db.",
+            )
+        ]
+    return []
 
 
 def _check_loss(cfg: DictConfig, info: DatasetInfo) -> list[Problem]:

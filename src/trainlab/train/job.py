@@ -76,7 +76,15 @@ def run_training(
 
     started = time.monotonic()
     with stop_on_signals():
-        tracker = _start_tracker(cfg, context)
+        try:
+            tracker = _start_tracker(cfg, context)
+        except Exception as error:  # the store cannot be opened: nothing was recorded
+            problem = Problem(
+                "tracking.uri",
+                f"cannot open the MLflow store {cfg.tracking.uri}"
+                f": {type(error).__name__}: {str(error).splitlines()[0]}",
+            )
+            _exit_bad_input(ConfigError([problem]))
         recipe.run_id = tracker.run_id  # type: ignore[attr-defined]
         mode = cfg.trainer.progress
         if in_sweep and mode == "auto" and context.threads:
@@ -120,6 +128,9 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import source_tags
 
+    uri = str(cfg.tracking.uri)
+    if uri.startswith(("http://", "https://")):
+        _ping_server(uri)
     name = cfg.tracking.run_name or (",".join(context.overrides) or None)
     tags = {**source_tags(), "trainlab.overrides": " ".join(context.overrides)}
     if context.command:
@@ -131,6 +142,20 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
         tags=tags,
         parent_run_id=context.parent_run_id,
     )
+
+
+def _ping_server(uri: str) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when no server answers."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+            return
+    except OSError as error:
+        raise ConnectionError(
+            f"no MLflow server answers there ({error}); start one with `mlflow server` or "
+            "train with the local store: tracking=local"
+        ) from None
 
 
 def _exit_bad_input(error: ConfigError) -> None:
