@@ -32,7 +32,12 @@ class DatasetInfo:
 
     task: str
     num_classes: int  # 0 for regression
-    num_features: int
+    input_shape: tuple[int, ...]  # one example: (features,), (channels, H, W) or (time, features)
+
+    @property
+    def num_features(self) -> int:
+        """Numbers per example (the product of ``input_shape``)."""
+        return int(np.prod(self.input_shape))
 
 
 @dataclass
@@ -68,14 +73,14 @@ def _moons(cfg: Any) -> Arrays:
 
 def _from_classification(features: np.ndarray, targets: np.ndarray) -> Arrays:
     targets = np.asarray(targets, dtype=np.int64)
-    info = DatasetInfo(CLASSIFICATION, int(targets.max()) + 1, int(features.shape[1]))
+    info = DatasetInfo(CLASSIFICATION, int(targets.max()) + 1, tuple(features.shape[1:]))
     return Arrays(np.asarray(features, dtype=np.float32), targets, info)
 
 
 _STATIC_INFO = {
-    "digits": DatasetInfo(CLASSIFICATION, 10, 64),
-    "breast_cancer": DatasetInfo(CLASSIFICATION, 2, 30),
-    "moons": DatasetInfo(CLASSIFICATION, 2, 2),
+    "digits": DatasetInfo(CLASSIFICATION, 10, (64,)),
+    "breast_cancer": DatasetInfo(CLASSIFICATION, 2, (30,)),
+    "moons": DatasetInfo(CLASSIFICATION, 2, (2,)),
 }
 
 LOADERS: dict[str, Callable[[Any], Arrays]] = {
@@ -138,10 +143,10 @@ def _read_csv(cfg: Any, load: bool) -> Arrays:
     if task == CLASSIFICATION:
         classes = sorted(set(raw_targets), key=_natural_key)
         targets = np.asarray([classes.index(value) for value in raw_targets], dtype=np.int64)
-        info = DatasetInfo(CLASSIFICATION, len(classes), len(header) - 1)
+        info = DatasetInfo(CLASSIFICATION, len(classes), (len(header) - 1,))
     else:
         targets = _numeric_column(raw_targets, cfg.target, path).astype(np.float32)
-        info = DatasetInfo(REGRESSION, 0, len(header) - 1)
+        info = DatasetInfo(REGRESSION, 0, (len(header) - 1,))
     if not load:
         return Arrays(np.empty((0, info.num_features), np.float32), targets, info)
     columns = [

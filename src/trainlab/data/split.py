@@ -56,10 +56,11 @@ def split_and_normalize(arrays: Arrays, cfg: Any, seed: int) -> Split:
 
 
 def fit_normalizer(train_features: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature shift and scale; constant features get scale 1 instead of a division by 0."""
-    width = train_features.shape[1]
+    """Per-feature shift and scale (over the first axis, for examples of any shape); constant
+    features get scale 1 instead of a division by 0."""
+    shape = train_features.shape[1:]
     if method == "none":
-        return np.zeros(width, np.float32), np.ones(width, np.float32)
+        return np.zeros(shape, np.float32), np.ones(shape, np.float32)
     if method == "zscore":
         shift, scale = train_features.mean(axis=0), train_features.std(axis=0)
     elif method == "minmax":

@@ -1,4 +1,8 @@
-"""Models by short name: ``build_model(cfg.model, in_features, out_features)``."""
+"""Models by short name: ``build_model(cfg.model, input_shape, num_outputs)``.
+
+A builder gets the shape of one example (``(features,)``, ``(channels, H, W)`` or
+``(time, features)``) and the number of outputs the loss needs.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ from torch import nn
 
 from trainlab.models.mlp import build_mlp
 
-MODEL_BUILDERS: dict[str, Callable[[Any, int, int], nn.Module]] = {"mlp": build_mlp}
+MODEL_BUILDERS: dict[str, Callable[[Any, tuple[int, ...], int], nn.Module]] = {"mlp": build_mlp}
 
 
-def build_model(cfg: Any, in_features: int, out_features: int) -> nn.Module:
+def build_model(cfg: Any, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
     """The model named by ``cfg.name``, sized for the data."""
     try:
         builder = MODEL_BUILDERS[cfg.name]
     except KeyError:
         known = ", ".join(sorted(MODEL_BUILDERS))
         raise ValueError(f"unknown model {cfg.name!r}; known: {known}") from None
-    return builder(cfg, in_features, out_features)
+    return builder(cfg, input_shape, num_outputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
@@ -17,14 +18,15 @@ ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_mlp(cfg: Any, in_features: int, out_features: int) -> nn.Module:
-    """Linear -> activation (-> dropout) for each hidden size, then a linear head."""
-    layers: list[nn.Module] = []
-    width = in_features
+def build_mlp(cfg: Any, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    """Linear -> activation (-> dropout) for each hidden size, then a linear head. Examples
+    with more than one dimension (images, sequences) are flattened first."""
+    layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
+    width = math.prod(input_shape)
     for hidden in cfg.hidden_sizes:
         layers += [nn.Linear(width, int(hidden)), ACTIVATION_LAYERS[cfg.activation]()]
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
         width = int(hidden)
-    layers.append(nn.Linear(width, out_features))
+    layers.append(nn.Linear(width, num_outputs))
     return nn.Sequential(*layers)

@@ -35,6 +35,12 @@ class TrainingParts:
     val_labels: torch.Tensor  # typed for the metrics (int64 classes or float targets)
     task: str
     num_classes: int
+    # Regularizers that act on the training batch (noise, mixup) or after each update
+    # (weight constraints); empty for most runs.
+    batch_transforms: list[
+        Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    ] = field(default_factory=list)
+    after_step: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +101,8 @@ def fit(
         model.train()
         epoch_losses: list[float] = []
         for features, targets in parts.batcher.epoch(epoch):
+            for transform in parts.batch_transforms:
+                features, targets = transform(features, targets)
             outputs = model(features)
             loss = parts.loss(outputs, targets)
             objective = loss + sum(p() for p in parts.penalties) if parts.penalties else loss
@@ -103,6 +111,8 @@ def fit(
             grad_norm = global_grad_norm(parameters)
             lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
             optimizer.step()
+            for hook in parts.after_step:
+                hook()
             schedule.after_batch()
             progress.step += 1
             buffer.record(progress.step, loss.detach(), grad_norm, lr)

@@ -155,7 +155,7 @@ class TrainingRecipe:
             shuffle=True,
             seed=cfg.seed,
         )
-        model = build_model(cfg.model, split.train_features.shape[1], self.loss.num_outputs)
+        model = build_model(cfg.model, split.info.input_shape, self.loss.num_outputs)
         model.to(self.device)
         optimizer = build_optimizer(cfg.optimizer, model)
         run_length = RunLength(len(batcher), cfg.trainer.max_epochs)
