@@ -64,6 +64,16 @@ class EpochListener:
     ) -> None: ...
 
 
+def sum_penalties(penalties: list[WeightPenalty]) -> torch.Tensor | None:
+    """The regularization penalties of this step added up, or None without any."""
+    if not penalties:
+        return None
+    total = penalties[0]()
+    for penalty in penalties[1:]:
+        total = total + penalty()
+    return total
+
+
 def global_grad_norm(parameters: list[nn.Parameter]) -> torch.Tensor:
     """The L2 norm of all gradients together, as a 0-d tensor on the device (no sync)."""
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -105,7 +115,8 @@ def fit(
                 features, targets = transform(features, targets)
             outputs = model(features)
             loss = parts.loss(outputs, targets)
-            objective = loss + sum(p() for p in parts.penalties) if parts.penalties else loss
+            penalty = sum_penalties(parts.penalties)
+            objective = loss if penalty is None else loss + penalty
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             grad_norm = global_grad_norm(parameters)
@@ -115,7 +126,13 @@ def fit(
                 hook()
             schedule.after_batch()
             progress.step += 1
-            buffer.record(progress.step, loss.detach(), grad_norm, lr)
+            buffer.record(
+                progress.step,
+                loss.detach(),
+                grad_norm,
+                lr,
+                None if penalty is None else penalty.detach(),
+            )
             if len(buffer) >= log_every_n_steps:
                 publish(epoch_losses)
         publish(epoch_losses)

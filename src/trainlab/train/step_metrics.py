@@ -10,19 +10,30 @@ import torch
 
 
 class StepMetrics:
-    """Buffers ``train/loss``, ``train/grad_norm`` (tensors) and ``train/lr`` (floats)."""
+    """Buffers ``train/loss``, ``train/grad_norm``, ``train/penalty`` (tensors; the penalty
+    only for runs with regularizers) and ``train/lr`` (floats)."""
 
     def __init__(self) -> None:
         self._steps: list[int] = []
         self._losses: list[torch.Tensor] = []
         self._grad_norms: list[torch.Tensor] = []
         self._lrs: list[float] = []
+        self._penalties: list[torch.Tensor] = []
 
-    def record(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, lr: float) -> None:
+    def record(
+        self,
+        step: int,
+        loss: torch.Tensor,
+        grad_norm: torch.Tensor,
+        lr: float,
+        penalty: torch.Tensor | None = None,
+    ) -> None:
         self._steps.append(step)
         self._losses.append(loss)
         self._grad_norms.append(grad_norm)
         self._lrs.append(lr)
+        if penalty is not None:
+            self._penalties.append(penalty)
 
     def __len__(self) -> int:
         return len(self._steps)
@@ -31,10 +42,16 @@ class StepMetrics:
         """Every buffered point as ``(name, value, step)``, with one host sync; then empty."""
         if not self._steps:
             return []
-        values = torch.stack([torch.stack(self._losses), torch.stack(self._grad_norms)])
-        losses, grad_norms = values.float().cpu().tolist()
+        rows = [torch.stack(self._losses), torch.stack(self._grad_norms)]
+        if self._penalties:
+            rows.append(torch.stack(self._penalties))
+        values = torch.stack([row.float() for row in rows]).cpu().tolist()
+        losses, grad_norms = values[0], values[1]
         points = [("train/loss", v, s) for v, s in zip(losses, self._steps, strict=True)]
         points += [("train/grad_norm", v, s) for v, s in zip(grad_norms, self._steps, strict=True)]
         points += [("train/lr", v, s) for v, s in zip(self._lrs, self._steps, strict=True)]
+        if self._penalties:
+            points += [("train/penalty", v, s) for v, s in zip(values[2], self._steps, strict=True)]
         self._steps, self._losses, self._grad_norms, self._lrs = [], [], [], []
+        self._penalties = []
         return points
