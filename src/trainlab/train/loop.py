@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +19,8 @@ from trainlab.metrics import compute_metrics, metric_names
 from trainlab.optim.schedulers import LRSchedule
 from trainlab.regularizers import WeightPenalty
 from trainlab.tracking.base import Tracker
+from trainlab.train.gradient_monitor import GradientMonitor
+from trainlab.train.gradients import NonFiniteError, describe_nonfinite, measure_and_clip
 from trainlab.train.step_metrics import StepMetrics
 
 
@@ -48,10 +52,29 @@ class Progress:
     """Where the run is, and its best epoch so far."""
 
     epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
+    step: int = 0  # optimizer steps taken (skipped ones included)
+    batch_in_epoch: int = 0  # batches of the current epoch done (resuming mid-epoch)
     best_value: float | None = None
     best_epoch: int | None = None
+    skipped_steps: int = 0
+    clipped_steps: int = 0
+    stop_requested: bool = False  # set by a listener (early stopping)
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class StepControls:
+    """How each optimizer step is taken (from ``trainer.*``)."""
+
+    accumulate_grad_batches: int = 1
+    clip_grad_norm: float | None = None
+    clip_grad_norm_type: float = 2.0
+    clip_grad_value: float | None = None
+    on_nonfinite: str = "halt"
+    max_consecutive_skips: int = 10
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
+    scaler: Any = None  # torch.amp.GradScaler for fp16
+    gradient_monitor: GradientMonitor | None = None
 
 
 class EpochListener:
@@ -62,6 +85,8 @@ class EpochListener:
     def on_epoch_end(
         self, progress: Progress, metrics: dict[str, float], improved: bool
     ) -> None: ...
+
+    def on_train_end(self, progress: Progress) -> None: ...
 
 
 def sum_penalties(penalties: list[WeightPenalty]) -> torch.Tensor | None:
@@ -74,14 +99,6 @@ def sum_penalties(penalties: list[WeightPenalty]) -> torch.Tensor | None:
     return total
 
 
-def global_grad_norm(parameters: list[nn.Parameter]) -> torch.Tensor:
-    """The L2 norm of all gradients together, as a 0-d tensor on the device (no sync)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
 def fit(
     parts: TrainingParts,
     max_epochs: int,
@@ -92,54 +109,135 @@ def fit(
     listener: EpochListener,
     progress: Progress,
     eval_batch_size: int = 1024,
+    controls: StepControls | None = None,
 ) -> Progress:
-    """Train from ``progress.epoch`` to ``max_epochs``; returns the final progress."""
+    """Train from ``progress`` to ``max_epochs``; returns the final progress."""
+    controls = controls or StepControls()
     model, optimizer, schedule = parts.model, parts.optimizer, parts.schedule
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    scaler = controls.scaler
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    parameters = [p for _, p in named]
+    accumulate = controls.accumulate_grad_batches
+    skip_nonfinite = controls.on_nonfinite == "skip"
+    grad_monitor = controls.gradient_monitor
     buffer = StepMetrics()
+    last_finite_loss: list[float | None] = [None]
+    consecutive_skips = 0
+    clipped_count = torch.zeros((), dtype=torch.int64)
 
     def publish(epoch_losses: list[float]) -> None:
+        nonfinite_step, norms = buffer.first_nonfinite()
         points = buffer.drain()
         if not points:
             return
         tracker.log_metrics(points)
-        losses = [value for name, value, _ in points if name == "train/loss"]
-        epoch_losses.extend(losses)
-        listener.on_steps(points[-1][2], losses[-1], points[-1][1])
+        losses = [(step, value) for name, value, step in points if name == "train/loss"]
+        for step, value in losses:
+            if nonfinite_step is not None and step >= nonfinite_step:
+                break
+            last_finite_loss[0] = value
+            epoch_losses.append(value)
+        if nonfinite_step is not None and not skip_nonfinite:
+            names = [n for n, p in named if p.grad is not None] or [n for n, _ in named]
+            raise NonFiniteError(
+                describe_nonfinite(nonfinite_step, norms, names, last_finite_loss[0])
+            )
+        if grad_monitor is not None:
+            grad_monitor.check()
+        listener.on_steps(losses[-1][0], losses[-1][1], points[-1][1])
 
+    optimizer.zero_grad(set_to_none=True)
     for epoch in range(progress.epoch, max_epochs):
         model.train()
         epoch_losses: list[float] = []
-        for features, targets in parts.batcher.epoch(epoch):
+        micro_losses: list[torch.Tensor] = []
+        batches = parts.batcher.epoch(epoch, start_batch=progress.batch_in_epoch)
+        last_batch = len(parts.batcher) - 1
+        for batch_index, (features, targets) in enumerate(batches, progress.batch_in_epoch):
             for transform in parts.batch_transforms:
                 features, targets = transform(features, targets)
-            outputs = model(features)
-            loss = parts.loss(outputs, targets)
-            penalty = sum_penalties(parts.penalties)
-            objective = loss if penalty is None else loss + penalty
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            grad_norm = global_grad_norm(parameters)
+            sampling = grad_monitor is not None and grad_monitor.due(progress.step + 1)
+            if sampling:
+                grad_monitor.start()  # type: ignore[union-attr]
+            with controls.autocast():
+                outputs = model(features)
+                loss = parts.loss(outputs, targets)
+                penalty = sum_penalties(parts.penalties)
+                objective = loss if penalty is None else loss + penalty
+            if accumulate > 1:
+                objective = objective / accumulate
+            (objective if scaler is None else scaler.scale(objective)).backward()
+            progress.batch_in_epoch = batch_index + 1
+            micro_losses.append(loss.detach())
+            if (batch_index + 1) % accumulate != 0 and batch_index != last_batch:
+                continue  # keep accumulating gradients
+
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            grads = [p.grad for p in parameters if p.grad is not None]
+            measure = measure_and_clip(
+                grads,
+                controls.clip_grad_norm,
+                controls.clip_grad_norm_type,
+                controls.clip_grad_value,
+            )
+            step_loss = (
+                micro_losses[0] if len(micro_losses) == 1 else torch.stack(micro_losses).mean()
+            )
+            micro_losses = []
+            if measure.clipped is not None:
+                clipped_count += measure.clipped
             lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
-            optimizer.step()
-            for hook in parts.after_step:
-                hook()
+            if sampling:
+                grad_monitor.before_update(progress.step + 1)  # type: ignore[union-attr]
+            # skip mode checks every step (one host sync); halt mode checks at each flush.
+            if skip_nonfinite and not bool(torch.isfinite(measure.total_norm + step_loss)):
+                progress.skipped_steps += 1
+                consecutive_skips += 1
+                if consecutive_skips >= controls.max_consecutive_skips:
+                    raise NonFiniteError(
+                        f"{consecutive_skips} consecutive steps had a non-finite loss or "
+                        f"gradient (up to step {progress.step + 1}); halting. Try a lower "
+                        "optimizer.lr or trainer.clip_grad_norm=1.0."
+                    )
+                if scaler is not None:
+                    scaler.update()
+            else:
+                consecutive_skips = 0
+                if scaler is None:
+                    optimizer.step()
+                else:
+                    scaler.step(optimizer)
+                    scaler.update()
+                for hook in parts.after_step:
+                    hook()
+            if sampling:
+                grad_monitor.after_update()  # type: ignore[union-attr]
+            optimizer.zero_grad(set_to_none=True)
             schedule.after_batch()
             progress.step += 1
             buffer.record(
                 progress.step,
-                loss.detach(),
-                grad_norm,
+                step_loss,
+                measure.total_norm,
                 lr,
                 None if penalty is None else penalty.detach(),
+                measure.parameter_norms,
             )
             if len(buffer) >= log_every_n_steps:
                 publish(epoch_losses)
         publish(epoch_losses)
 
         metrics = evaluate(parts, eval_batch_size)
-        metrics["train/epoch_loss"] = sum(epoch_losses) / max(1, len(epoch_losses))
-        progress.epoch = epoch + 1
+        metrics["train/epoch_loss"] = (
+            sum(epoch_losses) / len(epoch_losses) if epoch_losses else float("nan")
+        )
+        if controls.clip_grad_norm is not None or controls.clip_grad_value is not None:
+            progress.clipped_steps = int(clipped_count)
+            metrics["train/clip_fraction"] = progress.clipped_steps / max(1, progress.step)
+        if skip_nonfinite:
+            metrics["train/skipped_steps"] = float(progress.skipped_steps)
+        progress.epoch, progress.batch_in_epoch = epoch + 1, 0
         schedule.after_epoch(metrics)
         value = metrics[monitor]
         improved = not math.isnan(value) and is_better(value, progress.best_value)
@@ -151,6 +249,9 @@ def fit(
             + [("epoch", float(progress.epoch), progress.step)]
         )
         listener.on_epoch_end(progress, metrics, improved)
+        if progress.stop_requested:
+            break
+    listener.on_train_end(progress)
     return progress
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,7 +31,9 @@ from trainlab.optim.schedulers import RunLength
 from trainlab.regularizers import build_penalties
 from trainlab.tracking.base import Tracker
 from trainlab.train.checkpoint import BackgroundCheckpointWriter, capture_rng_state
-from trainlab.train.loop import EpochListener, Progress, TrainingParts, fit
+from trainlab.train.early_stopping import EarlyStopping
+from trainlab.train.gradient_monitor import GradientMonitor
+from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
 
 
 @dataclass
@@ -68,6 +73,21 @@ def pick_device(requested: str) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def precision_context(
+    precision: str, device: torch.device
+) -> tuple[Callable[[], AbstractContextManager[Any]], Any]:
+    """The autocast context and gradient scaler for ``trainer.precision``: fp32 (neither),
+    bf16 (autocast, no scaler needed) or fp16 (autocast plus a GradScaler; CUDA only)."""
+    if precision == "fp32":
+        return nullcontext, None
+    if precision == "bf16":
+        return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16), None
+    if device.type != "cuda":
+        raise ValueError("trainer.precision=fp16 needs a CUDA device; use bf16 on the CPU")
+    scaler = torch.amp.GradScaler("cuda")
+    return partial(torch.autocast, device_type="cuda", dtype=torch.float16), scaler
 
 
 def seed_everything(seed: int) -> None:
@@ -131,6 +151,8 @@ class TrainingRecipe:
         self.context = context
         self.config_dict: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         self.progress = Progress()
+        self.gradient_monitor: GradientMonitor | None = None
+        self.early_stopping: EarlyStopping | None = None
 
     def setup(self) -> None:
         """Seed, pick the device, load and split the data, build model/loss/optimizer/schedule."""
@@ -138,6 +160,8 @@ class TrainingRecipe:
         if self.context.threads > 0:
             torch.set_num_threads(self.context.threads)
         seed_everything(cfg.seed)
+        # Deterministic kernels make a run repeatable bit for bit (and a resume exact).
+        torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic), warn_only=False)
         self.device = pick_device(cfg.trainer.device)
         split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
         self.info = split.info
@@ -157,6 +181,8 @@ class TrainingRecipe:
         )
         model = build_model(cfg.model, split.info.input_shape, self.loss.num_outputs)
         model.to(self.device)
+        if cfg.trainer.compile:
+            model.compile()  # in place: state_dict keys stay those of the plain module
         optimizer = build_optimizer(cfg.optimizer, model)
         run_length = RunLength(len(batcher), cfg.trainer.max_epochs)
         self.parts = TrainingParts(
@@ -190,24 +216,72 @@ class TrainingRecipe:
         tracker.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
         tracker.log_text("\n".join(self.context.overrides) + "\n", "overrides.txt")
 
+    def step_controls(self) -> StepControls:
+        """Clipping, accumulation, precision, the non-finite policy and the gradient monitor,
+        from ``trainer.*``."""
+        trainer = self.cfg.trainer
+        monitor_cfg = trainer.gradient_monitor
+        self.gradient_monitor = (
+            GradientMonitor(
+                self.parts.model,
+                every_n_steps=monitor_cfg.every_n_steps,
+                vanishing_threshold=monitor_cfg.vanishing_threshold,
+                exploding_threshold=monitor_cfg.exploding_threshold,
+                warn_every_n_steps=monitor_cfg.warn_every_n_steps,
+            )
+            if monitor_cfg.every_n_steps > 0
+            else None
+        )
+        autocast, scaler = precision_context(trainer.precision, self.device)
+        return StepControls(
+            accumulate_grad_batches=trainer.accumulate_grad_batches,
+            clip_grad_norm=trainer.clip_grad_norm,
+            clip_grad_norm_type=trainer.clip_grad_norm_type,
+            clip_grad_value=trainer.clip_grad_value,
+            on_nonfinite=trainer.on_nonfinite,
+            max_consecutive_skips=trainer.max_consecutive_skips,
+            autocast=autocast,
+            scaler=scaler,
+            gradient_monitor=self.gradient_monitor,
+        )
+
     def train(self, tracker: Tracker, display: EpochListener) -> Progress:
-        checkpoints = CheckpointWriter(self, tracker) if self.cfg.trainer.checkpoint else None
+        trainer = self.cfg.trainer
+        checkpoints = CheckpointWriter(self, tracker) if trainer.checkpoint else None
         listeners = [display] if checkpoints is None else [checkpoints, display]
+        stopping = trainer.early_stopping
+        if stopping.enabled:
+            self.early_stopping = EarlyStopping(
+                self.parts.model,
+                monitor=stopping.monitor or self.monitor,
+                mode=stopping.mode if stopping.monitor else self.mode,
+                patience=stopping.patience,
+                min_delta=stopping.min_delta,
+                restore_best=stopping.restore_best,
+            )
+            listeners.insert(0, self.early_stopping)
+        controls = self.step_controls()
         try:
             return fit(
                 self.parts,
-                max_epochs=self.cfg.trainer.max_epochs,
-                log_every_n_steps=self.cfg.trainer.log_every_n_steps,
+                max_epochs=trainer.max_epochs,
+                log_every_n_steps=trainer.log_every_n_steps,
                 is_better=self.is_better,
                 monitor=self.monitor,
                 tracker=tracker,
                 listener=Listeners(*listeners),
                 progress=self.progress,
-                eval_batch_size=self.cfg.trainer.eval_batch_size,
+                eval_batch_size=trainer.eval_batch_size,
+                controls=controls,
             )
         finally:
             if checkpoints is not None:
                 checkpoints.close()
+            if self.gradient_monitor is not None:
+                for path in self.gradient_monitor.write(
+                    tracker.checkpoint_dir().parent / "gradients"
+                ):
+                    tracker.log_artifact(path, "gradients")
 
     def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""

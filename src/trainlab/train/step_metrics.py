@@ -19,6 +19,7 @@ class StepMetrics:
         self._grad_norms: list[torch.Tensor] = []
         self._lrs: list[float] = []
         self._penalties: list[torch.Tensor] = []
+        self._parameter_norms: list[torch.Tensor | None] = []
 
     def record(
         self,
@@ -27,6 +28,7 @@ class StepMetrics:
         grad_norm: torch.Tensor,
         lr: float,
         penalty: torch.Tensor | None = None,
+        parameter_norms: torch.Tensor | None = None,
     ) -> None:
         self._steps.append(step)
         self._losses.append(loss)
@@ -34,9 +36,21 @@ class StepMetrics:
         self._lrs.append(lr)
         if penalty is not None:
             self._penalties.append(penalty)
+        self._parameter_norms.append(parameter_norms)
 
     def __len__(self) -> int:
         return len(self._steps)
+
+    def first_nonfinite(self) -> tuple[int | None, torch.Tensor | None]:
+        """The first buffered step whose loss or gradient norm is NaN/inf (one host sync),
+        with that step's per-parameter gradient norms; ``(None, None)`` if all are finite."""
+        if not self._steps:
+            return None, None
+        finite = torch.isfinite(torch.stack(self._losses) + torch.stack(self._grad_norms))
+        if bool(finite.all()):
+            return None, None
+        index = int((~finite).nonzero()[0, 0])
+        return self._steps[index], self._parameter_norms[index]
 
     def drain(self) -> list[tuple[str, float, int]]:
         """Every buffered point as ``(name, value, step)``, with one host sync; then empty."""
@@ -53,5 +67,5 @@ class StepMetrics:
         if self._penalties:
             points += [("train/penalty", v, s) for v, s in zip(values[2], self._steps, strict=True)]
         self._steps, self._losses, self._grad_norms, self._lrs = [], [], [], []
-        self._penalties = []
+        self._penalties, self._parameter_norms = [], []
         return points

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from trainlab.config.constraints import at_least, non_negative, one_of
+from trainlab.config.constraints import at_least, non_negative, one_of, positive
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when the monitored metric has not improved for ``patience`` epochs."""
+
+    enabled: bool = False
+    monitor: str | None = None  # None: trainer.monitor
+    mode: str = one_of("auto", "auto", "min", "max")
+    patience: int = non_negative(10)  # epochs without improvement before stopping
+    min_delta: float = non_negative(0.0)  # smaller changes do not count as improvement
+    restore_best: bool = True  # end with the best epoch's weights, not the last
+
+
+@dataclass
+class GradientMonitorConfig:
+    """Per-layer gradient statistics every ``every_n_steps`` steps (0 = off)."""
+
+    every_n_steps: int = non_negative(25)
+    vanishing_threshold: float = positive(1e-7)  # a layer's gradient norm below this vanishes
+    exploding_threshold: float = positive(1e3)  # a total gradient norm above this explodes
+    warn_every_n_steps: int = at_least(1, 200)  # at most one live warning per kind this often
 
 
 @dataclass
@@ -23,3 +45,20 @@ class TrainerConfig:
     threads: int = non_negative(0)  # torch CPU threads; 0 = all cores, shared fairly in a sweep
     checkpoint: bool = True  # write checkpoints/last.pt and best.pt
     progress: str = one_of("auto", "auto", "rich", "plain", "none")  # auto: rich on a terminal
+    # Gradient management.
+    clip_grad_norm: float | None = positive(None, optional=True)  # max global norm; None = off
+    clip_grad_norm_type: float = positive(2.0)
+    clip_grad_value: float | None = positive(None, optional=True)  # max |g| per element
+    accumulate_grad_batches: int = at_least(1, 1)  # micro-batches per optimizer step
+    precision: str = one_of("fp32", "fp32", "bf16", "fp16")  # fp16 needs CUDA
+    compile: bool = False  # torch.compile the model (slow start, faster steps on big models)
+    deterministic: bool = False  # deterministic algorithms (slower on GPU)
+    on_nonfinite: str = one_of("halt", "halt", "skip")  # NaN/inf loss or gradient
+    max_consecutive_skips: int = at_least(1, 10)  # with skip: halt after this many in a row
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    gradient_monitor: GradientMonitorConfig = field(default_factory=GradientMonitorConfig)
+    # Extra mid-epoch checkpoints (last.pt) every this many steps; 0 = only at epoch ends.
+    checkpoint_every_n_steps: int = non_negative(0)
+    keep_last_checkpoints: int = at_least(1, 2)  # last.pt plus this many older ones
+
+

@@ -1,0 +1,192 @@
+"""The gradient monitor: per-layer statistics every N steps, kept on the device.
+
+For each weight tensor (a "layer"): gradient norm, weight norm, update-to-weight ratio
+(how much the optimizer step changed it, relative to its size), and for each ReLU-family
+activation the fraction of dead units (zero for every example of the batch). Written at the
+end as a compact JSON artifact plus a heat-map PNG (layers x steps); live warnings, rate
+limited, when a layer's gradient vanishes or the total explodes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+DEAD_UNIT_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
+
+
+class GradientMonitor:
+    """Samples per-layer gradient statistics every ``every_n_steps`` optimizer steps."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        every_n_steps: int,
+        vanishing_threshold: float,
+        exploding_threshold: float,
+        warn_every_n_steps: int,
+    ) -> None:
+        self.every_n_steps = every_n_steps
+        self.vanishing_threshold = vanishing_threshold
+        self.exploding_threshold = exploding_threshold
+        self.warn_every_n_steps = warn_every_n_steps
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+        self.layer_names = [name.removesuffix(".weight") for name, _ in named]
+        self.weights: list[torch.Tensor] = [p for _, p in named]
+        self.activations = [
+            (name, module)
+            for name, module in model.named_modules()
+            if isinstance(module, DEAD_UNIT_ACTIVATIONS)
+        ]
+        self.steps: list[int] = []
+        self._grad_norms: list[torch.Tensor] = []
+        self._weight_norms: list[torch.Tensor] = []
+        self._update_ratios: list[torch.Tensor] = []
+        self._dead_fractions: list[torch.Tensor] = []
+        self._before: list[torch.Tensor] | None = None
+        self._hooks: list[Any] = []
+        self._dead_now: list[torch.Tensor] = []
+        self._last_warning: dict[str, int] = {}
+        self._checked = 0
+
+    def due(self, step: int) -> bool:
+        """Whether optimizer step ``step`` is sampled."""
+        return self.every_n_steps > 0 and step % self.every_n_steps == 0
+
+    def start(self) -> None:
+        """Before the forward pass of a sampled step: watch the activations."""
+        self._dead_now = []
+        for _, module in self.activations:
+            self._hooks.append(module.register_forward_hook(self._count_dead))
+
+    def _count_dead(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        flat = output.detach().reshape(output.shape[0], -1)
+        self._dead_now.append((flat <= 0).all(dim=0).float().mean())
+
+    def before_update(self, step: int) -> None:
+        """After backward, before the optimizer step: gradient and weight norms."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self.weights]
+        self.steps.append(step)
+        self._grad_norms.append(torch.stack(torch._foreach_norm(grads)))
+        self._weight_norms.append(torch.stack(torch._foreach_norm(self.weights)))
+        self._before = [w.detach().clone() for w in self.weights]
+        if self._dead_now:
+            self._dead_fractions.append(torch.stack(self._dead_now))
+
+    def after_update(self) -> None:
+        """After the optimizer step: the update-to-weight ratio of each layer."""
+        assert self._before is not None
+        deltas = torch._foreach_sub([w.detach() for w in self.weights], self._before)
+        change = torch.stack(torch._foreach_norm(deltas))
+        self._update_ratios.append(change / self._weight_norms[-1].clamp_min(1e-12))
+        self._before = None
+
+    def check(self) -> list[str]:
+        """Warnings for the samples since the last check (called when metrics are flushed,
+        not per step); at most one per kind every ``warn_every_n_steps`` steps."""
+        if self._checked >= len(self.steps):
+            return []
+        norms = torch.stack(self._grad_norms[self._checked :]).cpu()
+        steps = self.steps[self._checked :]
+        self._checked = len(self.steps)
+        warnings: list[str] = []
+        vanished = (norms < self.vanishing_threshold).all(dim=0).nonzero().flatten().tolist()
+        if vanished:
+            layers = ", ".join(self.layer_names[i] for i in vanished[:4])
+            warnings += self._rate_limited(
+                "vanishing",
+                steps[-1],
+                f"vanishing gradients in {layers} (norm < "
+                f"{self.vanishing_threshold:g} at steps {steps[0]}..{steps[-1]})",
+            )
+        total = norms.square().sum(dim=1).sqrt()
+        if bool((total > self.exploding_threshold).any()):
+            worst = float(total.max())
+            warnings += self._rate_limited(
+                "exploding",
+                steps[-1],
+                f"exploding gradients: total norm {worst:.3g} > "
+                f"{self.exploding_threshold:g}; try trainer.clip_grad_norm=1.0 or a lower lr",
+            )
+        for message in warnings:
+            log.warning(message)
+        return warnings
+
+    def _rate_limited(self, kind: str, step: int, message: str) -> list[str]:
+        last = self._last_warning.get(kind)
+        if last is not None and step - last < self.warn_every_n_steps:
+            return []
+        self._last_warning[kind] = step
+        return [message]
+
+    def summary(self) -> dict[str, Any]:
+        """Everything sampled, as plain lists: layers x steps matrices."""
+
+        def matrix(rows: list[torch.Tensor]) -> list[list[float | None]]:
+            if not rows:
+                return []
+            return [[_finite(v) for v in col] for col in torch.stack(rows).T.cpu().tolist()]
+
+        return {
+            "steps": self.steps,
+            "layers": self.layer_names,
+            "grad_norm": matrix(self._grad_norms),
+            "weight_norm": matrix(self._weight_norms),
+            "update_ratio": matrix(self._update_ratios),
+            "activations": [name for name, _ in self.activations],
+            "dead_fraction": matrix(self._dead_fractions),
+        }
+
+    def write(self, folder: Path) -> list[Path]:
+        """``gradients.json`` and ``gradient_heatmap.png`` in ``folder`` (nothing if empty)."""
+        if not self.steps:
+            return []
+        folder.mkdir(parents=True, exist_ok=True)
+        data = self.summary()
+        stats = folder / "gradients.json"
+        stats.write_text(json.dumps(data))
+        return [stats, plot_heatmap(data, folder / "gradient_heatmap.png")]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def plot_heatmap(data: dict[str, Any], path: Path) -> Path:
+    """log10 gradient norm per layer (rows) and sampled step (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    values = np.array(
+        [[np.nan if v is None else v for v in row] for row in data["grad_norm"]], dtype=float
+    )
+    with np.errstate(divide="ignore"):
+        values = np.log10(values)
+    height = max(2.5, 0.45 * len(data["layers"]) + 1.5)
+    figure, axes = plt.subplots(figsize=(9, height))
+    image = axes.imshow(values, aspect="auto", interpolation="nearest", cmap="viridis")
+    axes.set_yticks(range(len(data["layers"])), data["layers"])
+    steps = data["steps"]
+    ticks = np.linspace(0, len(steps) - 1, num=min(8, len(steps))).astype(int)
+    axes.set_xticks(ticks, [str(steps[i]) for i in ticks])
+    axes.set_xlabel("step")
+    axes.set_title("log10 gradient norm per layer")
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
