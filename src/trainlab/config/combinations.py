@@ -33,6 +33,7 @@ def check_combinations(cfg: DictConfig) -> list[Problem]:
             )
         )
     problems += _check_device(cfg.trainer.device)
+    problems += _check_trainer(cfg.trainer, info)
     problems += _check_tracking_uri(str(cfg.tracking.uri))
     return problems
 
@@ -104,6 +105,23 @@ def _check_monitor(key: str, monitor: str, info: DatasetInfo) -> list[Problem]:
             f"{', '.join(known)}.{did_you_mean(monitor, known)}",
         )
     ]
+
+
+def _check_trainer(trainer: DictConfig, info: DatasetInfo) -> list[Problem]:
+    """Early-stopping monitor, and fp16 (which needs CUDA)."""
+    problems: list[Problem] = []
+    if trainer.early_stopping.monitor is not None:
+        problems += _check_monitor(
+            "trainer.early_stopping.monitor", trainer.early_stopping.monitor, info
+        )
+    if trainer.precision == "fp16":
+        import torch
+
+        if not torch.cuda.is_available() or trainer.device in ("cpu", "mps"):
+            problems.append(Problem("trainer.precision", "fp16 needs a CUDA device (its "
+                                    "gradient scaler is CUDA-only); use trainer.precision=bf16 "
+                                    "on the CPU, or fp32."))
+    return problems
 
 
 def _check_device(device: str) -> list[Problem]:
