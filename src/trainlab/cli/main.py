@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainlab.cli.train", "train one run, or a sweep with -m (Hydra overrides)"),
     "list": ("trainlab.cli.list_options", "list the options of every config group"),
     "validate": ("trainlab.cli.validate", "compose and check a config; print every problem"),
+    "resume": ("trainlab.cli.resume", "continue a run from its last good checkpoint"),
+    "plot-schedule": ("trainlab.cli.plot_schedule", "draw the LR over a run, no training"),
     "ui": ("trainlab.cli.ui", "open the MLflow UI on the configured store"),
 }
 

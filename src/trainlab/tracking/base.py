@@ -24,6 +24,9 @@ class Tracker(Protocol):
     def checkpoint_dir(self) -> Path:
         """A local folder for checkpoints; uploaded by :meth:`close` if it is not the store."""
 
+    def flush(self) -> None:
+        """Block until every metric queued so far has been sent."""
+
     def close(self, status: str, error: str | None = None) -> None:
         """Flush everything and end the run as FINISHED, FAILED or KILLED."""
 
@@ -55,6 +58,9 @@ class NullTracker:
 
             self._directory = Path(tempfile.mkdtemp(prefix="trainlab-checkpoints-"))
         return self._directory
+
+    def flush(self) -> None:
+        pass
 
     def close(self, status: str, error: str | None = None) -> None:
         pass

@@ -8,7 +8,6 @@ store is local, and uploaded at the end otherwise.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,10 +39,32 @@ class MlflowTracker:
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        self._start(run)
+
+    @classmethod
+    def reopen(cls, uri: str, run_id: str) -> MlflowTracker:
+        """Continue an existing run (resume): back to RUNNING, same run id. Points already in
+        the store (logged before an interruption) are not sent twice."""
+        tracker = cls.__new__(cls)
+        tracker.uri = uri
+        tracker.client = make_client(uri)
+        run = tracker.client.get_run(run_id)
+        tracker.experiment_id = run.info.experiment_id
+        tracker.client.update_run(run_id, status="RUNNING")
+        tracker._start(run)
+        for key in run.data.metrics:
+            history = tracker.client.get_metric_history(run_id, key)
+            tracker._logged_up_to[key] = max(point.step for point in history)
+        return tracker
+
+    def _start(self, run: Any) -> None:
         self.run_id: str = run.info.run_id
         self.run_name: str = run.info.run_name
         self._artifact_dir = local_artifact_dir(run.info.artifact_uri)
-        self._staging: Path | None = None
+        # For a remote artifact store, checkpoints live here until uploaded at the end (and
+        # stay findable by `trainlab resume` if the process dies first).
+        self._staging = Path("outputs") / "checkpoints" / self.run_id
+        self._logged_up_to: dict[str, int] = {}
         self._writer = MetricWriter(self._send_metrics)
         self._closed = False
 
@@ -51,7 +72,11 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        if self._logged_up_to:  # resumed: drop what the interrupted process already sent
+            points = [p for p in points if p[2] > self._logged_up_to.get(p[0], -1)]
         metrics = [Metric(name, value, now, step) for name, value, step in points]
+        if not metrics:
+            return
         self.client.log_batch(self.run_id, metrics=metrics, synchronous=True)
 
     def log_params(self, params: dict[str, Any]) -> None:
@@ -76,12 +101,7 @@ class MlflowTracker:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def checkpoint_dir(self) -> Path:
-        if self._artifact_dir is not None:
-            folder = self._artifact_dir / "checkpoints"
-        else:
-            if self._staging is None:
-                self._staging = Path(tempfile.mkdtemp(prefix=f"trainlab-{self.run_id}-"))
-            folder = self._staging / "checkpoints"
+        folder = (self._artifact_dir or self._staging) / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -98,9 +118,10 @@ class MlflowTracker:
         if problems:
             status = "FAILED" if status == "FINISHED" else status
             self.log_text("\n".join(map(str, problems)), "tracking_errors.txt")
-        if self._staging is not None:
+        if self._artifact_dir is None and (self._staging / "checkpoints").is_dir():
             self.client.log_artifacts(
                 self.run_id, str(self._staging / "checkpoints"), "checkpoints"
             )
-            shutil.rmtree(self._staging, ignore_errors=True)
+            if status == "FINISHED":
+                shutil.rmtree(self._staging, ignore_errors=True)
         self.client.set_terminated(self.run_id, status=status)

@@ -13,6 +13,7 @@ import queue
 import random
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,24 +92,84 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
+class CheckpointFolder:
+    """``step-<N>.pt`` files (the newest ``keep_last`` kept), ``last.pt`` (the newest, a hard
+    link, so no second write) and ``best.pt``."""
+
+    def __init__(self, folder: Path, keep_last: int = 2) -> None:
+        self.folder = folder
+        self.keep_last = keep_last
+
+    @property
+    def last(self) -> Path:
+        return self.folder / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    def step_files(self) -> list[Path]:
+        """Step checkpoints, newest first."""
+        return sorted(self.folder.glob("step-*.pt"), reverse=True)
+
+    def save(self, state: dict[str, Any], best: bool = False) -> None:
+        """Write the step file, point ``last.pt`` at it, copy to ``best.pt`` if asked, prune."""
+        step_file = self.folder / f"step-{int(state['step']):09d}.pt"
+        save_checkpoint(state, step_file)
+        _replace_with_link(step_file, self.last)
+        if best:
+            _replace_with_link(step_file, self.best)
+        for old in self.step_files()[self.keep_last :]:
+            old.unlink(missing_ok=True)
+
+    def newest_good(self, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
+        """The newest checkpoint that loads: ``last.pt``, else the step files newest first.
+        Raises ``FileNotFoundError`` naming every file tried and why it failed."""
+        tried: list[str] = []
+        candidates = [self.last, *self.step_files()]
+        for path in dict.fromkeys(candidates):
+            if not path.exists():
+                continue
+            try:
+                return path, load_checkpoint(path, map_location)
+            except Exception as error:  # truncated, corrupt or foreign: try an older one
+                tried.append(f"{path.name}: {type(error).__name__}: {error}")
+        detail = "; ".join(tried) if tried else "no checkpoint files"
+        raise FileNotFoundError(f"no loadable checkpoint in {self.folder} ({detail})")
+
+
+def _replace_with_link(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` atomically (hard link, else a copy)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+
+
 class BackgroundCheckpointWriter:
     """Writes checkpoints from a thread so the loop does not wait for pickling and fsync.
 
-    ``save`` takes a snapshot (a deep copy of the tensors) at once, so training can go on
-    changing the weights; ``close`` waits until everything queued is on disk and re-raises
-    the first error.
+    ``submit`` takes a snapshot (a deep copy of the tensors) at once, so training can go on
+    changing the weights, and queues ``write(snapshot)``; ``close`` waits until everything
+    queued is on disk and re-raises the first error.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[dict[str, Any], list[Path]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[dict[str, Any], Callable[[dict[str, Any]], None]] | None]
+        self._queue = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="trainlab-checkpoints", daemon=True)
         self._thread.start()
 
-    def save(self, state: dict[str, Any], paths: list[Path]) -> None:
+    def submit(self, state: dict[str, Any], write: Callable[[dict[str, Any]], None]) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((copy.deepcopy(state), paths))
+        self._queue.put((copy.deepcopy(state), write))
 
     def wait(self) -> None:
         """Block until every queued checkpoint is written."""
@@ -128,9 +189,8 @@ class BackgroundCheckpointWriter:
             try:
                 if item is None:
                     return
-                state, paths = item
-                for path in paths:
-                    save_checkpoint(state, path)
+                state, write = item
+                write(state)
             except BaseException as error:  # surfaced in the training thread
                 self._error = self._error or error
             finally:

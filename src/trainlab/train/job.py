@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from trainlab.config.errors import ConfigError, Problem
 from trainlab.config.validation import validate_config
-from trainlab.train.recipe import JobContext
+from trainlab.train.recipe import JobContext, TrainingRecipe
 
 
 def job_context() -> tuple[JobContext, bool, str]:
@@ -60,10 +60,7 @@ def run_training(
 ) -> float | None:
     """Validate, build, track, train and close one run; see the module doc for exit codes."""
     from trainlab.data.datasets import DatasetError
-    from trainlab.display.progress import make_progress
-    from trainlab.display.summary import one_line, print_summary
-    from trainlab.train.recipe import TrainingRecipe, summarize
-    from trainlab.train.signals import TrainingInterrupted, stop_on_signals
+    from trainlab.train.signals import stop_on_signals
 
     problems = validate_config(cfg)
     if problems:
@@ -85,37 +82,63 @@ def run_training(
                 f": {type(error).__name__}: {str(error).splitlines()[0]}",
             )
             _exit_bad_input(ConfigError([problem]))
-        recipe.run_id = tracker.run_id  # type: ignore[attr-defined]
-        mode = cfg.trainer.progress
-        if in_sweep and mode == "auto" and context.threads:
-            mode = "plain"  # parallel jobs would garble each other's live bars
-        display = make_progress(mode, cfg.trainer.max_epochs, len(recipe.parts.batcher), label)
-        try:
+        return train_and_track(recipe, tracker, in_sweep=in_sweep, label=label, started=started)
+
+
+def train_and_track(
+    recipe: TrainingRecipe,
+    tracker: Any,
+    in_sweep: bool = False,
+    label: str = "",
+    started: float | None = None,
+    resumed: bool = False,
+) -> float | None:
+    """Train a set-up recipe into an open run and close the run with the right status;
+    call inside :func:`~trainlab.train.signals.stop_on_signals`."""
+    from trainlab.display.progress import make_progress
+    from trainlab.display.summary import one_line, print_summary
+    from trainlab.train.recipe import summarize
+    from trainlab.train.signals import TrainingInterrupted
+
+    started = time.monotonic() if started is None else started
+    cfg = recipe.cfg
+    recipe.run_id = tracker.run_id
+    mode = cfg.trainer.progress
+    if in_sweep and mode == "auto" and recipe.context.threads:
+        mode = "plain"  # parallel jobs would garble each other's live bars
+    display = make_progress(mode, cfg.trainer.max_epochs, len(recipe.parts.batcher), label)
+    try:
+        if not resumed:
             recipe.record_config(tracker)
-            display.start()
-            try:
-                progress = recipe.train(tracker, display)
-            finally:
-                display.stop()
-            if progress.best_value is not None:
-                best = [(f"best/{recipe.monitor}", progress.best_value, progress.step)]
-                tracker.log_metrics(best)
-            tracker.close("FINISHED")
-        except TrainingInterrupted as stop:
-            tracker.close("KILLED")
-            print(f"\nStopped by {stop}; run {tracker.run_id} marked KILLED.", file=sys.stderr)
-            raise SystemExit(stop.exit_code) from None
-        except Exception as error:
-            tracker.close("FAILED", error=traceback.format_exc())
-            if in_sweep:
-                raise  # Hydra records the job as failed and runs the others
-            print(
-                f"Training failed: {type(error).__name__}: {error}\n"
-                f"Run {tracker.run_id} is marked FAILED; its traceback is the artifact "
-                "error.txt (trainlab ui).",
-                file=sys.stderr,
-            )
-            raise SystemExit(1) from None
+        display.start()
+        try:
+            progress = recipe.train(tracker, display)
+        finally:
+            display.stop()
+        if progress.best_value is not None:
+            tracker.log_metrics([(f"best/{recipe.monitor}", progress.best_value, progress.step)])
+        tracker.close("FINISHED")
+    except TrainingInterrupted as stop:
+        if recipe.checkpoints is not None:  # a consistent state: between two steps
+            recipe.checkpoints.save_now(recipe.progress)
+        tracker.close("KILLED")
+        print(
+            f"\nStopped by {stop}; run {tracker.run_id} marked KILLED. Continue it with: "
+            f"trainlab resume {tracker.run_id}",
+            file=sys.stderr,
+        )
+        raise SystemExit(stop.exit_code) from None
+    except Exception as error:
+        tracker.close("FAILED", error=traceback.format_exc())
+        if in_sweep:
+            raise  # Hydra records the job as failed and runs the others
+        print(
+            f"Training failed: {type(error).__name__}: {error}\n"
+            f"Run {tracker.run_id} is marked FAILED; its traceback is the artifact "
+            "error.txt (trainlab ui).",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
     summary = summarize(recipe, tracker, "FINISHED", started)
     if in_sweep:  # one line per job; the sweep's table comes at the end
         print(f"[{label}] FINISHED {tracker.run_name}: {one_line(summary)}", flush=True)

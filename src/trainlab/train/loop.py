@@ -21,6 +21,7 @@ from trainlab.regularizers import WeightPenalty
 from trainlab.tracking.base import Tracker
 from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.gradients import NonFiniteError, describe_nonfinite, measure_and_clip
+from trainlab.train.signals import STOP, TrainingInterrupted
 from trainlab.train.step_metrics import StepMetrics
 
 
@@ -59,6 +60,7 @@ class Progress:
     skipped_steps: int = 0
     clipped_steps: int = 0
     stop_requested: bool = False  # set by a listener (early stopping)
+    epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -75,6 +77,7 @@ class StepControls:
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
     scaler: Any = None  # torch.amp.GradScaler for fp16
     gradient_monitor: GradientMonitor | None = None
+    checkpoint_every_n_steps: int = 0  # mid-epoch checkpoints (0: only at epoch ends)
 
 
 class EpochListener:
@@ -85,6 +88,9 @@ class EpochListener:
     def on_epoch_end(
         self, progress: Progress, metrics: dict[str, float], improved: bool
     ) -> None: ...
+
+    def on_checkpoint(self, progress: Progress) -> None:
+        """A mid-epoch point to save (``trainer.checkpoint_every_n_steps``)."""
 
     def on_train_end(self, progress: Progress) -> None: ...
 
@@ -123,9 +129,10 @@ def fit(
     buffer = StepMetrics()
     last_finite_loss: list[float | None] = [None]
     consecutive_skips = 0
-    clipped_count = torch.zeros((), dtype=torch.int64)
+    clipped_count = torch.tensor(progress.clipped_steps, dtype=torch.int64)
 
-    def publish(epoch_losses: list[float]) -> None:
+    def publish() -> None:
+        epoch_losses = progress.epoch_losses
         nonfinite_step, norms = buffer.first_nonfinite()
         points = buffer.drain()
         if not points:
@@ -144,12 +151,15 @@ def fit(
             )
         if grad_monitor is not None:
             grad_monitor.check()
+        if controls.clip_grad_norm is not None or controls.clip_grad_value is not None:
+            progress.clipped_steps = int(clipped_count)
         listener.on_steps(losses[-1][0], losses[-1][1], points[-1][1])
 
     optimizer.zero_grad(set_to_none=True)
     for epoch in range(progress.epoch, max_epochs):
         model.train()
-        epoch_losses: list[float] = []
+        if progress.batch_in_epoch == 0:
+            progress.epoch_losses = []
         micro_losses: list[torch.Tensor] = []
         batches = parts.batcher.epoch(epoch, start_batch=progress.batch_in_epoch)
         last_batch = len(parts.batcher) - 1
@@ -225,15 +235,20 @@ def fit(
                 measure.parameter_norms,
             )
             if len(buffer) >= log_every_n_steps:
-                publish(epoch_losses)
-        publish(epoch_losses)
+                publish()
+            every = controls.checkpoint_every_n_steps
+            if every and progress.step % every == 0 and batch_index != last_batch:
+                publish()  # metrics first: a checkpoint never runs ahead of the store
+                listener.on_checkpoint(progress)
+            if STOP.signum is not None:  # a signal arrived: stop between two steps
+                publish()
+                raise TrainingInterrupted(STOP.signum)
+        publish()
 
         metrics = evaluate(parts, eval_batch_size)
-        metrics["train/epoch_loss"] = (
-            sum(epoch_losses) / len(epoch_losses) if epoch_losses else float("nan")
-        )
+        losses = progress.epoch_losses
+        metrics["train/epoch_loss"] = sum(losses) / len(losses) if losses else float("nan")
         if controls.clip_grad_norm is not None or controls.clip_grad_value is not None:
-            progress.clipped_steps = int(clipped_count)
             metrics["train/clip_fraction"] = progress.clipped_steps / max(1, progress.step)
         if skip_nonfinite:
             metrics["train/skipped_steps"] = float(progress.skipped_steps)
@@ -251,6 +266,7 @@ def fit(
         listener.on_epoch_end(progress, metrics, improved)
         if progress.stop_requested:
             break
+        STOP.raise_if_set()
     listener.on_train_end(progress)
     return progress
 

@@ -7,6 +7,7 @@ to be bad leaves no run behind.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -28,9 +29,14 @@ from trainlab.metrics import mode_for
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer, build_schedule
 from trainlab.optim.schedulers import RunLength
-from trainlab.regularizers import build_penalties
+from trainlab.regularizers import RegularizerContext, build_regularization
 from trainlab.tracking.base import Tracker
-from trainlab.train.checkpoint import BackgroundCheckpointWriter, capture_rng_state
+from trainlab.train.checkpoint import (
+    BackgroundCheckpointWriter,
+    CheckpointFolder,
+    capture_rng_state,
+    restore_rng_state,
+)
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
@@ -109,19 +115,35 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class CheckpointWriter(EpochListener):
-    """Writes ``last.pt`` after every epoch and ``best.pt`` when the monitor improves, in the
-    background (the loop only pays for a snapshot of the state)."""
+    """Checkpoints after every epoch (and every ``checkpoint_every_n_steps``), ``best.pt``
+    when the monitor improves. Written in the background after the metrics queued so far
+    have reached the store, so a checkpoint never runs ahead of the recorded history."""
 
     def __init__(self, recipe: TrainingRecipe, tracker: Tracker) -> None:
         self.recipe = recipe
-        self.folder = tracker.checkpoint_dir()
+        self.tracker = tracker
+        self.folder = CheckpointFolder(
+            tracker.checkpoint_dir(), recipe.cfg.trainer.keep_last_checkpoints
+        )
         self.writer = BackgroundCheckpointWriter()
 
+    def _submit(self, progress: Progress, best: bool) -> None:
+        def write(state: dict[str, Any]) -> None:
+            self.tracker.flush()
+            self.folder.save(state, best=best)
+
+        self.writer.submit(self.recipe.checkpoint_state(progress), write)
+
     def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
-        paths = [self.folder / "last.pt"]
-        if improved:
-            paths.append(self.folder / "best.pt")
-        self.writer.save(self.recipe.checkpoint_state(progress), paths)
+        self._submit(progress, best=improved)
+
+    def on_checkpoint(self, progress: Progress) -> None:
+        self._submit(progress, best=False)
+
+    def save_now(self, progress: Progress) -> None:
+        """A checkpoint of the current state, on disk when this returns (interrupts)."""
+        self._submit(progress, best=False)
+        self.writer.wait()
 
     def close(self) -> None:
         """Wait until every checkpoint is on disk."""
@@ -129,7 +151,7 @@ class CheckpointWriter(EpochListener):
 
 
 class Listeners(EpochListener):
-    """Fans the loop's events out to several listeners."""
+    """Fans the loop's events out to several listeners, in order."""
 
     def __init__(self, *listeners: EpochListener) -> None:
         self.listeners = listeners
@@ -142,6 +164,14 @@ class Listeners(EpochListener):
         for listener in self.listeners:
             listener.on_epoch_end(progress, metrics, improved)
 
+    def on_checkpoint(self, progress: Progress) -> None:
+        for listener in self.listeners:
+            listener.on_checkpoint(progress)
+
+    def on_train_end(self, progress: Progress) -> None:
+        for listener in self.listeners:
+            listener.on_train_end(progress)
+
 
 class TrainingRecipe:
     """Builds a run from a validated config and trains it."""
@@ -153,6 +183,10 @@ class TrainingRecipe:
         self.progress = Progress()
         self.gradient_monitor: GradientMonitor | None = None
         self.early_stopping: EarlyStopping | None = None
+        self.checkpoints: CheckpointWriter | None = None
+        self.scaler: Any = None
+        self.run_id: str | None = None
+        self.resumed_state: dict[str, Any] | None = None
 
     def setup(self) -> None:
         """Seed, pick the device, load and split the data, build model/loss/optimizer/schedule."""
@@ -165,7 +199,7 @@ class TrainingRecipe:
         self.device = pick_device(cfg.trainer.device)
         split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
         self.info = split.info
-        self.loss = build_loss(cfg.loss, split.info)
+        self.loss = build_loss(cfg.loss, split.info, split.train_targets)
         self.loss.module.to(self.device)
 
         def tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
@@ -181,6 +215,11 @@ class TrainingRecipe:
         )
         model = build_model(cfg.model, split.info.input_shape, self.loss.num_outputs)
         model.to(self.device)
+        # Dropout layers, parametrizations: the model changes before it is compiled and
+        # before the optimizer takes its parameters.
+        self.regularization = build_regularization(
+            cfg.regularizer, model, RegularizerContext.of(split.info)
+        )
         if cfg.trainer.compile:
             model.compile()  # in place: state_dict keys stay those of the plain module
         optimizer = build_optimizer(cfg.optimizer, model)
@@ -188,7 +227,7 @@ class TrainingRecipe:
         self.parts = TrainingParts(
             model=model,
             loss=self.loss,
-            penalties=build_penalties(cfg.regularizer, model),
+            penalties=self.regularization.penalties,
             optimizer=optimizer,
             schedule=build_schedule(cfg.scheduler, optimizer, run_length, cfg.trainer),
             batcher=batcher,
@@ -197,6 +236,8 @@ class TrainingRecipe:
             val_labels=tensor(split.val_targets, label_dtype),
             task=split.info.task,
             num_classes=split.info.num_classes,
+            batch_transforms=self.regularization.batch_transforms,
+            after_step=self.regularization.after_step,
         )
         self.monitor = str(cfg.trainer.monitor)
         self.mode = mode_for(self.monitor, cfg.trainer.mode)
@@ -233,6 +274,7 @@ class TrainingRecipe:
             else None
         )
         autocast, scaler = precision_context(trainer.precision, self.device)
+        self.scaler = scaler
         return StepControls(
             accumulate_grad_batches=trainer.accumulate_grad_batches,
             clip_grad_norm=trainer.clip_grad_norm,
@@ -243,11 +285,13 @@ class TrainingRecipe:
             autocast=autocast,
             scaler=scaler,
             gradient_monitor=self.gradient_monitor,
+            checkpoint_every_n_steps=trainer.checkpoint_every_n_steps if trainer.checkpoint else 0,
         )
 
     def train(self, tracker: Tracker, display: EpochListener) -> Progress:
         trainer = self.cfg.trainer
         checkpoints = CheckpointWriter(self, tracker) if trainer.checkpoint else None
+        self.checkpoints = checkpoints
         listeners = [display] if checkpoints is None else [checkpoints, display]
         stopping = trainer.early_stopping
         if stopping.enabled:
@@ -260,7 +304,11 @@ class TrainingRecipe:
                 restore_best=stopping.restore_best,
             )
             listeners.insert(0, self.early_stopping)
+            if self.resumed_state and self.resumed_state.get("early_stopping"):
+                self.early_stopping.load_state_dict(self.resumed_state["early_stopping"])
         controls = self.step_controls()
+        if self.resumed_state and self.scaler is not None and self.resumed_state.get("scaler"):
+            self.scaler.load_state_dict(self.resumed_state["scaler"])
         try:
             return fit(
                 self.parts,
@@ -285,10 +333,12 @@ class TrainingRecipe:
 
     def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
+        position = dataclasses.asdict(progress)
         return {
             "model": self.parts.model.state_dict(),
             "optimizer": self.parts.optimizer.state_dict(),
             "scheduler": self.parts.schedule.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "epoch": progress.epoch,
             "step": progress.step,
             "best": {
@@ -296,11 +346,25 @@ class TrainingRecipe:
                 "value": progress.best_value,
                 "epoch": progress.best_epoch,
             },
+            "progress": position,
+            "early_stopping": (
+                None if self.early_stopping is None else self.early_stopping.state_dict()
+            ),
             "rng": capture_rng_state(),
-            "data_position": {"epoch": progress.epoch, "batch": 0},
+            "data_position": {"epoch": progress.epoch, "batch": progress.batch_in_epoch},
             "config": self.config_dict,
-            "run_id": getattr(self, "run_id", None),
+            "run_id": self.run_id,
         }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (after :meth:`setup`): weights, optimizer, schedule,
+        counters, callback states and every RNG, so the run goes on exactly as it would have."""
+        self.parts.model.load_state_dict(state["model"])
+        self.parts.optimizer.load_state_dict(state["optimizer"])
+        self.parts.schedule.load_state_dict(state["scheduler"])
+        self.progress = Progress(**state["progress"])
+        self.resumed_state = state
+        restore_rng_state(state["rng"])
 
 
 def summarize(recipe: TrainingRecipe, tracker: Any, status: str, started: float) -> RunSummary:

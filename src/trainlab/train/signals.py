@@ -1,5 +1,10 @@
-"""SIGINT and SIGTERM become a :class:`TrainingInterrupted` raised in the training thread, so
-the run can checkpoint and be marked KILLED; a second SIGINT aborts at once."""
+"""SIGINT and SIGTERM stop training at the next step boundary, so the run can write a
+consistent checkpoint and be marked KILLED; a second SIGINT aborts at once.
+
+The handler only records the signal; the loop checks the flag once per step (a Python
+attribute read, no device sync) and raises :class:`TrainingInterrupted` there, never in the
+middle of an optimizer update.
+"""
 
 from __future__ import annotations
 
@@ -24,24 +29,42 @@ class TrainingInterrupted(BaseException):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
+class StopFlag:
+    """Set by the signal handler, read by the loop at step boundaries."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def raise_if_set(self) -> None:
+        if self.signum is not None:
+            raise TrainingInterrupted(self.signum)
+
+
+STOP = StopFlag()
+
+
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT/SIGTERM raise :class:`TrainingInterrupted` (main thread only)."""
+def stop_on_signals() -> Iterator[StopFlag]:
+    """Within the block, SIGINT/SIGTERM set :data:`STOP` (main thread only)."""
+    STOP.signum = None
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield STOP
         return
-    received: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if received and signum == signal.SIGINT:
+        if STOP.signum is not None and signum == signal.SIGINT:
             sys.stderr.write("\nSecond interrupt: aborting now without cleanup.\n")
             os._exit(130)
-        received.append(signum)
-        raise TrainingInterrupted(signum)
+        STOP.signum = signum
+        sys.stderr.write(
+            f"\n{signal.Signals(signum).name}: stopping after this step "
+            "(checkpoint, run marked KILLED); Ctrl-C again to abort at once.\n"
+        )
 
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
     try:
-        yield
+        yield STOP
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+        STOP.signum = None
