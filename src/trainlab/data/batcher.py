@@ -21,6 +21,7 @@ class InMemoryBatcher:
         batch_size: int,
         shuffle: bool,
         seed: int = 0,
+        limit_batches: int = 0,
     ) -> None:
         if len(features) != len(targets):
             raise ValueError(f"{len(features)} feature rows but {len(targets)} targets")
@@ -29,15 +30,17 @@ class InMemoryBatcher:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.limit_batches = limit_batches  # 0: all; N: the same first N batches each epoch
 
     def __len__(self) -> int:
-        return (len(self.targets) + self.batch_size - 1) // self.batch_size
+        batches = (len(self.targets) + self.batch_size - 1) // self.batch_size
+        return min(batches, self.limit_batches) if self.limit_batches else batches
 
     def order(self, epoch: int) -> torch.Tensor:
         """The sample order of ``epoch``: a function of (seed, epoch) alone, so it is
         reproducible and a resumed run sees the same batches."""
         count = len(self.targets)
-        if not self.shuffle:
+        if not self.shuffle or self.limit_batches:  # a fixed subset: the same batches each time
             return torch.arange(count, device=self.features.device)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(count, generator=generator).to(self.features.device)
@@ -47,6 +50,7 @@ class InMemoryBatcher:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch``, beginning at ``start_batch`` (for resuming mid-epoch)."""
         order = self.order(epoch)
-        for start in range(start_batch * self.batch_size, len(order), self.batch_size):
+        end = min(len(order), len(self) * self.batch_size)
+        for start in range(start_batch * self.batch_size, end, self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.features[index], self.targets[index]

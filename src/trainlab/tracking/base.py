@@ -19,6 +19,8 @@ class Tracker(Protocol):
 
     def log_text(self, text: str, artifact_file: str) -> None: ...
 
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
 
     def checkpoint_dir(self) -> Path:
@@ -47,6 +49,9 @@ class NullTracker:
         self.metrics.extend(metrics)
 
     def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
         pass
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:

@@ -97,7 +97,7 @@ def train_and_track(
     call inside :func:`~trainlab.train.signals.stop_on_signals`."""
     from trainlab.display.progress import make_progress
     from trainlab.display.summary import one_line, print_summary
-    from trainlab.train.recipe import summarize
+    from trainlab.train.recipe import overfit_verdict, summarize
     from trainlab.train.signals import TrainingInterrupted
 
     started = time.monotonic() if started is None else started
@@ -117,6 +117,10 @@ def train_and_track(
             display.stop()
         if progress.best_value is not None:
             tracker.log_metrics([(f"best/{recipe.monitor}", progress.best_value, progress.step)])
+        verdict = None
+        if cfg.trainer.overfit_check:
+            passed, verdict = overfit_verdict(progress)
+            tracker.set_tags({"trainlab.overfit_check": "passed" if passed else "failed"})
         tracker.close("FINISHED")
     except TrainingInterrupted as stop:
         if recipe.checkpoints is not None:  # a consistent state: between two steps
@@ -144,6 +148,8 @@ def train_and_track(
         print(f"[{label}] FINISHED {tracker.run_name}: {one_line(summary)}", flush=True)
     else:
         print_summary(summary)
+    if verdict:
+        print(verdict, flush=True)
     return progress.best_value
 
 

@@ -196,6 +196,7 @@ class TrainingRecipe:
         seed_everything(cfg.seed)
         # Deterministic kernels make a run repeatable bit for bit (and a resume exact).
         torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic), warn_only=False)
+        torch.autograd.set_detect_anomaly(bool(cfg.trainer.detect_anomaly))
         self.device = pick_device(cfg.trainer.device)
         split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
         self.info = split.info
@@ -212,6 +213,7 @@ class TrainingRecipe:
             batch_size=cfg.trainer.batch_size,
             shuffle=True,
             seed=cfg.seed,
+            limit_batches=cfg.trainer.limit_train_batches,
         )
         model = build_model(cfg.model, split.info.input_shape, self.loss.num_outputs)
         model.to(self.device)
@@ -365,6 +367,30 @@ class TrainingRecipe:
         self.progress = Progress(**state["progress"])
         self.resumed_state = state
         restore_rng_state(state["rng"])
+
+
+def overfit_verdict(progress: Progress, threshold: float = 0.05) -> tuple[bool, str]:
+    """Whether the model drove its training loss near zero (``trainer.overfit_check``): the
+    first check of every guide. Passed when the last epoch's loss is below ``threshold`` times
+    the first epoch's (or below 1e-3)."""
+    losses = [row["train/epoch_loss"] for row in progress.history if "train/epoch_loss" in row]
+    if not losses:
+        return False, "overfit check: no epoch finished"
+    first, last = losses[0], losses[-1]
+    passed = math.isfinite(last) and (last < 1e-3 or last < threshold * first)
+    verdict = "PASSED: the model can fit" if passed else "FAILED: the model cannot fit"
+    advice = (
+        ""
+        if passed
+        else (
+            " Look for a bug in the data/labels or the loss, a learning rate far too low or too "
+            "high, or a model too small; try `trainlab train debug=overfit_batch optimizer.lr=...`."
+        )
+    )
+    return passed, (
+        f"overfit check {verdict} these batches: training loss {first:.4g} -> {last:.4g} "
+        f"over {len(losses)} epochs.{advice}"
+    )
 
 
 def summarize(recipe: TrainingRecipe, tracker: Any, status: str, started: float) -> RunSummary:

@@ -60,5 +60,9 @@ class TrainerConfig:
     # Extra mid-epoch checkpoints (last.pt) every this many steps; 0 = only at epoch ends.
     checkpoint_every_n_steps: int = non_negative(0)
     keep_last_checkpoints: int = at_least(1, 2)  # last.pt plus this many older ones
+    # Debugging.
+    limit_train_batches: int = non_negative(0)  # train on the first N batches only (0 = all)
+    detect_anomaly: bool = False  # autograd anomaly detection: slow, names the failing op
+    overfit_check: bool = False  # at the end, say whether the training loss reached ~0
 
 
