@@ -1,4 +1,9 @@
-"""Validation metrics by task, computed with torchmetrics on the whole validation split."""
+"""Validation metrics by task, computed with torchmetrics on the whole validation split.
+
+Classification: accuracy, F1, precision, recall and AUROC; for two classes F1, precision and
+recall are those of class 1 (the positive class), for more they are macro averages (every
+class counts the same, however rare). Regression: MSE, MAE and R^2.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-CLASSIFICATION_METRICS = ("val/loss", "val/acc", "val/f1", "val/auroc")
+CLASSIFICATION_METRICS = (
+    "val/loss",
+    "val/acc",
+    "val/f1",
+    "val/precision",
+    "val/recall",
+    "val/auroc",
+)
 REGRESSION_METRICS = ("val/loss", "val/mse", "val/mae", "val/r2")
 # Metrics where smaller is better; everything else is maximised when trainer.mode=auto.
 MINIMISED = frozenset({"val/loss", "val/mse", "val/mae", "train/epoch_loss"})
@@ -47,6 +59,8 @@ def compute_metrics(
         return {
             "val/acc": classification.binary_accuracy(probabilities, targets),
             "val/f1": classification.binary_f1_score(probabilities, targets),
+            "val/precision": classification.binary_precision(probabilities, targets),
+            "val/recall": classification.binary_recall(probabilities, targets),
             "val/auroc": classification.binary_auroc(probabilities, targets),
         }
     probabilities = outputs.softmax(-1)
@@ -55,6 +69,12 @@ def compute_metrics(
             probabilities, targets, num_classes=num_classes, average="micro"
         ),
         "val/f1": classification.multiclass_f1_score(
+            probabilities, targets, num_classes=num_classes, average="macro"
+        ),
+        "val/precision": classification.multiclass_precision(
+            probabilities, targets, num_classes=num_classes, average="macro"
+        ),
+        "val/recall": classification.multiclass_recall(
             probabilities, targets, num_classes=num_classes, average="macro"
         ),
         "val/auroc": classification.multiclass_auroc(

@@ -33,7 +33,10 @@ class InMemoryBatcher:
         self.limit_batches = limit_batches  # 0: all; N: the same first N batches each epoch
 
     def __len__(self) -> int:
-        batches = (len(self.targets) + self.batch_size - 1) // self.batch_size
+        count, size = len(self.targets), self.batch_size
+        batches = (count + size - 1) // size
+        if count > size and count % size == 1:
+            batches -= 1  # a lone last example joins the batch before (batch norm needs 2)
         return min(batches, self.limit_batches) if self.limit_batches else batches
 
     def order(self, epoch: int) -> torch.Tensor:
@@ -50,7 +53,12 @@ class InMemoryBatcher:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch``, beginning at ``start_batch`` (for resuming mid-epoch)."""
         order = self.order(epoch)
-        end = min(len(order), len(self) * self.batch_size)
-        for start in range(start_batch * self.batch_size, end, self.batch_size):
-            index = order[start : start + self.batch_size]
+        batches = len(self)
+        for number in range(start_batch, batches):
+            start = number * self.batch_size
+            # The last batch takes whatever is left (at most one example more than a batch).
+            stop = start + self.batch_size if number < batches - 1 else len(order)
+            if self.limit_batches:
+                stop = min(stop, start + self.batch_size)
+            index = order[start:stop]
             yield self.features[index], self.targets[index]

@@ -7,26 +7,21 @@ from typing import Any
 
 from torch import nn
 
-ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
+from trainlab.models.layers import activation, dropout, feature_norm, has_shift
 
 
 def build_mlp(cfg: Any, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-    """Linear -> activation (-> dropout) for each hidden size, then a linear head. Examples
-    with more than one dimension (images, sequences) are flattened first."""
-    layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
+    """Linear -> norm -> activation -> dropout for each hidden size, then a linear head.
+    Examples with more than one dimension (images, sequences) are flattened first."""
+    layers: list[nn.Module | None] = [nn.Flatten()] if len(input_shape) > 1 else []
     width = math.prod(input_shape)
-    for hidden in cfg.hidden_sizes:
-        layers += [nn.Linear(width, int(hidden)), ACTIVATION_LAYERS[cfg.activation]()]
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-        width = int(hidden)
+    for hidden in map(int, cfg.hidden_sizes):
+        layers += [
+            nn.Linear(width, hidden, bias=not has_shift(cfg.norm)),
+            feature_norm(cfg.norm, hidden),
+            activation(cfg.activation),
+            dropout(cfg.dropout_type, cfg.dropout),
+        ]
+        width = hidden
     layers.append(nn.Linear(width, num_outputs))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*(layer for layer in layers if layer is not None))
