@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -61,9 +63,14 @@ def run(args: list[str]) -> int:
         validate_command_line(args)
     from trainlab.tracking.run_tags import COMMAND_ENV
     from trainlab.tracking.sweep_callback import CLOSED_SWEEPS, close_open_sweeps
+    from trainlab.train.signals import TrainingInterrupted
 
     os.environ[COMMAND_ENV] = "trainlab train " + " ".join(shlex.quote(a) for a in args)
     interrupted = False
+    # SIGTERM outside a job's own handler (a sweep between jobs, or waiting for parallel
+    # workers) must still close the sweep, not kill the process where it stands.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted) if main_thread else None
     try:
         _hydra_main(args)
     except SystemExit as exit_:
@@ -72,11 +79,22 @@ def run(args: list[str]) -> int:
     except KeyboardInterrupt:
         interrupted = True
         return 130
+    except TrainingInterrupted as stop:
+        interrupted = True
+        return stop.exit_code
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         close_open_sweeps(interrupted=interrupted)
         while CLOSED_SWEEPS:
             _print_sweep(*CLOSED_SWEEPS.pop(0))
     return 0
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    from trainlab.train.signals import TrainingInterrupted
+
+    raise TrainingInterrupted(signum)
 
 
 def _print_sweep(parent_id: str, uri: str, status: str) -> None:

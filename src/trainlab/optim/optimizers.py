@@ -1,8 +1,13 @@
-"""Optimizers by short name (a registry, as timm's), built on torch.optim.
+"""Optimizers by short name (a registry, as timm's), built on torch.optim and, for LAMB, Lion
+and AdaBound, on the ``pytorch-optimizer`` package (imported only when one of them is built).
 
 Parameter groups: weight decay applies to weight matrices only; biases and normalisation
 parameters (every parameter with fewer than two dimensions) are exempt unless
 ``optimizer.decay_bias_and_norm=true``.
+
+Weight decay is *coupled L2* (``weight_decay * w`` added to the gradient, which adaptive
+optimizers then rescale) or *decoupled* (the weights shrink by ``lr * weight_decay * w``
+outside the adaptive step, as in AdamW); ``OptimizerInfo.decoupled_decay`` says which.
 """
 
 from __future__ import annotations
@@ -14,32 +19,115 @@ from typing import Any
 import torch
 from torch import nn
 
+Groups = list[dict[str, Any]]
+
 
 @dataclass(frozen=True)
 class OptimizerInfo:
     """A registry entry: how to build the optimizer and how it applies weight decay."""
 
     name: str
-    factory: Callable[[list[dict[str, Any]], Any], torch.optim.Optimizer]
+    factory: Callable[[Groups, Any], torch.optim.Optimizer]
     decoupled_decay: bool  # True: AdamW-style decay; False: L2 added to the gradient
+    package: str = "torch"  # where the implementation comes from
 
 
-def _sgd(groups: list[dict[str, Any]], cfg: Any) -> torch.optim.Optimizer:
+def _betas(cfg: Any) -> tuple[float, float]:
+    first, second = cfg.betas
+    return float(first), float(second)
+
+
+def _sgd(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, dampening=cfg.dampening
     )
 
 
-def _adam(groups: list[dict[str, Any]], cfg: Any) -> torch.optim.Optimizer:
-    return torch.optim.Adam(
-        groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, amsgrad=cfg.amsgrad
+def _adam(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=_betas(cfg), eps=cfg.eps, amsgrad=cfg.amsgrad)
+
+
+def _adamw(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=_betas(cfg), eps=cfg.eps, amsgrad=cfg.amsgrad)
+
+
+def _nadam(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.NAdam(
+        groups,
+        lr=cfg.lr,
+        betas=_betas(cfg),
+        eps=cfg.eps,
+        momentum_decay=cfg.momentum_decay,
+        decoupled_weight_decay=False,
     )
 
 
-def _adamw(groups: list[dict[str, Any]], cfg: Any) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, amsgrad=cfg.amsgrad
+def _radam(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.RAdam(
+        groups, lr=cfg.lr, betas=_betas(cfg), eps=cfg.eps, decoupled_weight_decay=False
     )
+
+
+def _rmsprop(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(
+        groups,
+        lr=cfg.lr,
+        alpha=cfg.alpha,
+        eps=cfg.eps,
+        momentum=cfg.momentum,
+        centered=cfg.centered,
+    )
+
+
+def _adagrad(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(
+        groups,
+        lr=cfg.lr,
+        lr_decay=cfg.lr_decay,
+        initial_accumulator_value=cfg.initial_accumulator_value,
+        eps=cfg.eps,
+    )
+
+
+def _adadelta(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.Adadelta(groups, lr=cfg.lr, rho=cfg.rho, eps=cfg.eps)
+
+
+def _lamb(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    from pytorch_optimizer import Lamb
+
+    # weight_decouple: the weights shrink by lr * weight_decay outside the trust-ratio step.
+    optimizer: torch.optim.Optimizer = Lamb(
+        groups, lr=cfg.lr, betas=_betas(cfg), eps=cfg.eps, weight_decouple=True
+    )
+    return optimizer
+
+
+def _lion(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    from pytorch_optimizer import Lion
+
+    optimizer: torch.optim.Optimizer = Lion(
+        groups, lr=cfg.lr, betas=_betas(cfg), weight_decouple=True
+    )
+    return optimizer
+
+
+def _adabound(groups: Groups, cfg: Any) -> torch.optim.Optimizer:
+    from pytorch_optimizer import AdaBound
+
+    # Coupled L2, as in the paper's reference implementation (pytorch-optimizer's default
+    # would be decoupled).
+    optimizer: torch.optim.Optimizer = AdaBound(
+        groups,
+        lr=cfg.lr,
+        final_lr=cfg.final_lr,
+        gamma=cfg.gamma,
+        betas=_betas(cfg),
+        eps=cfg.eps,
+        ams_bound=cfg.amsbound,
+        weight_decouple=False,
+    )
+    return optimizer
 
 
 OPTIMIZERS: dict[str, OptimizerInfo] = {
@@ -48,8 +136,21 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
         OptimizerInfo("sgd", _sgd, decoupled_decay=False),
         OptimizerInfo("adam", _adam, decoupled_decay=False),
         OptimizerInfo("adamw", _adamw, decoupled_decay=True),
+        OptimizerInfo("nadam", _nadam, decoupled_decay=False),
+        OptimizerInfo("radam", _radam, decoupled_decay=False),
+        OptimizerInfo("rmsprop", _rmsprop, decoupled_decay=False),
+        OptimizerInfo("adagrad", _adagrad, decoupled_decay=False),
+        OptimizerInfo("adadelta", _adadelta, decoupled_decay=False),
+        OptimizerInfo("lamb", _lamb, decoupled_decay=True, package="pytorch-optimizer"),
+        OptimizerInfo("lion", _lion, decoupled_decay=True, package="pytorch-optimizer"),
+        OptimizerInfo("adabound", _adabound, decoupled_decay=False, package="pytorch-optimizer"),
     )
 }
+
+
+def list_optimizers() -> list[str]:
+    """The short names of every registered optimizer, sorted."""
+    return sorted(OPTIMIZERS)
 
 
 def parameter_groups(
@@ -73,7 +174,7 @@ def build_optimizer(cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
     try:
         info = OPTIMIZERS[cfg.name]
     except KeyError:
-        known = ", ".join(sorted(OPTIMIZERS))
+        known = ", ".join(list_optimizers())
         raise ValueError(f"unknown optimizer {cfg.name!r}; known: {known}") from None
     groups = parameter_groups(model, cfg.weight_decay, cfg.decay_bias_and_norm)
     return info.factory(groups, cfg)

@@ -225,7 +225,9 @@ class TrainingRecipe:
         if cfg.trainer.compile:
             model.compile()  # in place: state_dict keys stay those of the plain module
         optimizer = build_optimizer(cfg.optimizer, model)
-        run_length = RunLength(len(batcher), cfg.trainer.max_epochs)
+        run_length = RunLength.from_batches(
+            len(batcher), cfg.trainer.max_epochs, cfg.trainer.accumulate_grad_batches
+        )
         self.parts = TrainingParts(
             model=model,
             loss=self.loss,

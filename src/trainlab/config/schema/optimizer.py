@@ -1,4 +1,10 @@
-"""Schemas of the ``optimizer`` group."""
+"""Schemas of the ``optimizer`` group.
+
+Weight decay is explicit per optimizer: *coupled L2* adds ``weight_decay * w`` to the gradient
+(so adaptive optimizers rescale it), *decoupled* shrinks the weights directly by
+``lr * weight_decay * w`` (AdamW-style). Each schema's docstring says which one it uses, and
+``trainlab.optim.OPTIMIZERS[name].decoupled_decay`` records it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,11 @@ from dataclasses import dataclass
 from omegaconf import MISSING
 
 from trainlab.config.constraints import constrained, fraction, non_negative, positive
+
+
+def _betas(first: float, second: float) -> list[float]:
+    """Two moment decay rates, each in [0, 1)."""
+    return constrained([first, second], ge=0.0, lt=1.0, length=2)
 
 
 @dataclass
@@ -36,7 +47,7 @@ class AdamConfig(OptimizerConfig):
     """Adam: per-parameter step sizes from running moments; weight decay is coupled L2."""
 
     name: str = "adam"
-    betas: list[float] = constrained([0.9, 0.999], ge=0.0, lt=1.0)
+    betas: list[float] = _betas(0.9, 0.999)
     eps: float = positive(1e-8)
     amsgrad: bool = False
 
@@ -49,8 +60,100 @@ class AdamWConfig(AdamConfig):
     weight_decay: float = non_negative(0.01)
 
 
+@dataclass
+class NAdamConfig(OptimizerConfig):
+    """NAdam: Adam with Nesterov momentum (Dozat); weight decay is coupled L2."""
+
+    name: str = "nadam"
+    lr: float = positive(2e-3)
+    betas: list[float] = _betas(0.9, 0.999)
+    eps: float = positive(1e-8)
+    momentum_decay: float = non_negative(4e-3)  # psi: how fast the momentum schedule warms up
+
+
+@dataclass
+class RAdamConfig(OptimizerConfig):
+    """RAdam: Adam with a rectified (variance-aware) warm-up of the adaptive step; coupled L2."""
+
+    name: str = "radam"
+    betas: list[float] = _betas(0.9, 0.999)
+    eps: float = positive(1e-8)
+
+
+@dataclass
+class RMSpropConfig(OptimizerConfig):
+    """RMSprop: steps scaled by a running RMS of the gradient; weight decay is coupled L2."""
+
+    name: str = "rmsprop"
+    alpha: float = fraction(0.99)  # smoothing of the squared-gradient average
+    eps: float = positive(1e-8)
+    momentum: float = fraction(0.0)
+    centered: bool = False  # divide by the gradient's variance, not its second moment
+
+
+@dataclass
+class AdagradConfig(OptimizerConfig):
+    """Adagrad: per-parameter steps shrink with the sum of squared gradients; coupled L2."""
+
+    name: str = "adagrad"
+    lr: float = positive(1e-2)
+    lr_decay: float = non_negative(0.0)
+    initial_accumulator_value: float = non_negative(0.0)
+    eps: float = positive(1e-10)
+
+
+@dataclass
+class AdadeltaConfig(OptimizerConfig):
+    """Adadelta: Adagrad with running averages instead of sums; weight decay is coupled L2."""
+
+    name: str = "adadelta"
+    lr: float = positive(1.0)
+    rho: float = fraction(0.9)  # smoothing of the running averages
+    eps: float = positive(1e-6)
+
+
+@dataclass
+class LambConfig(OptimizerConfig):
+    """LAMB: Adam with a layer-wise trust ratio, for large batches; decoupled weight decay."""
+
+    name: str = "lamb"
+    betas: list[float] = _betas(0.9, 0.999)
+    eps: float = positive(1e-6)
+    weight_decay: float = non_negative(0.01)
+
+
+@dataclass
+class LionConfig(OptimizerConfig):
+    """Lion: the sign of an interpolated momentum (Chen et al.); decoupled weight decay."""
+
+    name: str = "lion"
+    lr: float = positive(1e-4)
+    betas: list[float] = _betas(0.9, 0.99)
+    weight_decay: float = non_negative(0.1)
+
+
+@dataclass
+class AdaBoundConfig(OptimizerConfig):
+    """AdaBound: Adam whose step is clipped to bounds that converge to SGD; coupled L2."""
+
+    name: str = "adabound"
+    final_lr: float = positive(0.1)  # the SGD learning rate the bounds converge to
+    gamma: float = positive(1e-3)  # how fast the bounds tighten
+    betas: list[float] = _betas(0.9, 0.999)
+    eps: float = positive(1e-8)
+    amsbound: bool = False
+
+
 OPTIMIZER_SCHEMAS: dict[str, type[OptimizerConfig]] = {
     "sgd": SGDConfig,
     "adam": AdamConfig,
     "adamw": AdamWConfig,
+    "nadam": NAdamConfig,
+    "radam": RAdamConfig,
+    "rmsprop": RMSpropConfig,
+    "adagrad": AdagradConfig,
+    "adadelta": AdadeltaConfig,
+    "lamb": LambConfig,
+    "lion": LionConfig,
+    "adabound": AdaBoundConfig,
 }
