@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig, open_dict
+
 from helpers import LEAKY_ENV, sqlite_uri, write_classification_csv, write_regression_csv
 from helpers import run_cli as _run_cli
-from omegaconf import DictConfig, open_dict
 
 # Applied to every composed config unless a test asks for the full-size one.
 SMALL_HIDDEN = [16]

@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
-
 # Environment variables that would point a run somewhere else than the test's own store.
 LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID", "TRAINLAB_COMMAND")
 
@@ -53,7 +50,10 @@ def sqlite_uri(folder: Path) -> str:
 
 def explain(done: subprocess.CompletedProcess[str]) -> str:
     """The end of a command's output, for assertion messages."""
-    return f"exit {done.returncode}\n--- stdout ---\n{done.stdout[-3000:]}\n--- stderr ---\n{done.stderr[-3000:]}"
+    return (
+        f"exit {done.returncode}\n--- stdout ---\n{done.stdout[-3000:]}\n"
+        f"--- stderr ---\n{done.stderr[-3000:]}"
+    )
 
 
 def client_for(uri: str) -> MlflowClient:
@@ -90,8 +90,18 @@ def git_init(folder: Path) -> str:
 
     def git(*args: str) -> str:
         done = subprocess.run(
-            ["git", "-c", "user.name=trainlab-tests", "-c", "user.email=tests@example.invalid",
-             "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+            [
+                "git",
+                "-c",
+                "user.name=trainlab-tests",
+                "-c",
+                "user.email=tests@example.invalid",
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "commit.gpgsign=false",
+                *args,
+            ],
             cwd=folder,
             capture_output=True,
             text=True,
@@ -149,9 +159,12 @@ def write_regression_csv(path: Path, rows: int = 80) -> Path:
 
 
 def config_groups() -> dict[str, list[str]]:
-    """Every config group folder of ``conf/`` and its options (the YAML file stems)."""
+    """Every config group folder of the config tree trainlab uses (``conf/``) and its options
+    (the YAML file stems)."""
+    from trainlab.config.paths import config_dir
+
     groups: dict[str, list[str]] = {}
-    for folder in sorted(p for p in CONF.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in config_dir().iterdir() if p.is_dir()):
         options = sorted(p.stem for p in folder.glob("*.yaml"))
         if options:
             groups[folder.name] = options

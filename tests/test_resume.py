@@ -23,8 +23,14 @@ ARGS = (
     "trainer.progress=plain",
 )
 STEPS_PER_EPOCH = 23  # digits: 1437 training rows / batch 64
-HISTORY_KEYS = ("train/loss", "train/lr", "train/grad_norm", "val/loss", "train/epoch_loss",
-                "epoch")
+HISTORY_KEYS = (
+    "train/loss",
+    "train/lr",
+    "train/grad_norm",
+    "val/loss",
+    "train/epoch_loss",
+    "epoch",
+)
 
 
 def only_run(uri: str) -> tuple[str, str]:
@@ -48,8 +54,13 @@ def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
 
 def kill_mid_epoch(folder: Path) -> str:
     """Start the run, SIGKILL it right after a mid-epoch checkpoint of epoch 2 exists."""
-    process = subprocess.Popen(cli_command("train", *ARGS), cwd=folder, env=cli_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli_command("train", *ARGS),
+        cwd=folder,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wanted = 35  # a multiple of checkpoint_every_n_steps, mid-way through the second epoch
     try:
         for _ in range(3000):

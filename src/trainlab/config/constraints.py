@@ -26,9 +26,13 @@ class Constraint:
     le: float | None = None
     choices: tuple[str, ...] = ()
     optional: bool = False  # None is an accepted value (meaning "derive it")
+    length: int | None = None  # a list field must have exactly this many values
 
     def describe(self) -> str:
         """The allowed values in words, for error messages: ``> 0``, ``in [0, 1)``."""
+        if self.length is not None:
+            each = dataclasses.replace(self, length=None).describe()
+            return f"exactly {self.length} values, each {each}"
         if self.choices:
             return "one of " + ", ".join(self.choices)
         low = (
@@ -60,6 +64,8 @@ class Constraint:
         if self.choices:
             return str(value) in self.choices
         values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        if self.length is not None and len(values) != self.length:
+            return False
         for item in values:
             if isinstance(item, bool) or not isinstance(item, int | float):
                 return False

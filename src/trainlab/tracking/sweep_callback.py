@@ -75,6 +75,10 @@ def close_open_sweeps(interrupted: bool) -> None:
         children = client.search_runs(
             [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
         )
+        if interrupted:  # jobs stopped before they could end their runs (killed workers)
+            for child in children:
+                if child.info.status == "RUNNING":
+                    client.set_terminated(child.info.run_id, status="KILLED")
         statuses = {child.info.status for child in children}
         if interrupted or "KILLED" in statuses:
             status = "KILLED"

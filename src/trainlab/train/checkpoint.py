@@ -163,23 +163,30 @@ class BackgroundCheckpointWriter:
         self._queue: queue.Queue[tuple[dict[str, Any], Callable[[dict[str, Any]], None]] | None]
         self._queue = queue.Queue()
         self._error: BaseException | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._work, name="trainlab-checkpoints", daemon=True)
         self._thread.start()
 
     def submit(self, state: dict[str, Any], write: Callable[[dict[str, Any]], None]) -> None:
         if self._error is not None:
             raise self._error
+        if self._closed:  # no thread any more (a last checkpoint on interrupt): write here
+            write(state)
+            return
         self._queue.put((copy.deepcopy(state), write))
 
     def wait(self) -> None:
         """Block until every queued checkpoint is written."""
-        self._queue.join()
+        if not self._closed:
+            self._queue.join()
         if self._error is not None:
             raise self._error
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
         if self._error is not None:
             raise self._error
 

@@ -13,7 +13,7 @@ from trainlab.train.loop import EpochListener, Progress
 
 
 class EarlyStopping(EpochListener):
-    """Asks the loop to stop after ``patience`` epochs without an improvement larger than
+    """Asks the loop to stop after ``patience`` epochs in a row without an improvement larger than
     ``min_delta``; keeps the best weights to restore at the end if asked."""
 
     def __init__(
@@ -54,7 +54,7 @@ class EarlyStopping(EpochListener):
                 self.best_weights = copy.deepcopy(self.model.state_dict())
             return
         self.bad_epochs += 1
-        if self.bad_epochs > self.patience:
+        if self.bad_epochs >= self.patience:
             self.stopped_epoch = progress.epoch
             progress.stop_requested = True
 
@@ -68,8 +68,10 @@ class EarlyStopping(EpochListener):
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "stopped_epoch": self.stopped_epoch,
+            "best_weights": self.best_weights,  # so restore_best still works after a resume
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
         self.bad_epochs, self.stopped_epoch = state["bad_epochs"], state["stopped_epoch"]
+        self.best_weights = state.get("best_weights")

@@ -53,7 +53,7 @@ class GradientMonitor:
         self._dead_fractions: list[torch.Tensor] = []
         self._before: list[torch.Tensor] | None = None
         self._hooks: list[Any] = []
-        self._dead_now: list[torch.Tensor] = []
+        self._dead_now: dict[int, torch.Tensor] = {}
         self._last_warning: dict[str, int] = {}
         self._checked = 0
 
@@ -63,13 +63,15 @@ class GradientMonitor:
 
     def start(self) -> None:
         """Before the forward pass of a sampled step: watch the activations."""
-        self._dead_now = []
+        self._dead_now = {}
         for _, module in self.activations:
             self._hooks.append(module.register_forward_hook(self._count_dead))
 
     def _count_dead(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         flat = output.detach().reshape(output.shape[0], -1)
-        self._dead_now.append((flat <= 0).all(dim=0).float().mean())
+        # The first micro-batch's reading stands for the step (gradient accumulation runs
+        # several forwards per step).
+        self._dead_now.setdefault(id(module), (flat <= 0).all(dim=0).float().mean())
 
     def before_update(self, step: int) -> None:
         """After backward, before the optimizer step: gradient and weight norms."""
@@ -81,8 +83,11 @@ class GradientMonitor:
         self._grad_norms.append(torch.stack(torch._foreach_norm(grads)))
         self._weight_norms.append(torch.stack(torch._foreach_norm(self.weights)))
         self._before = [w.detach().clone() for w in self.weights]
-        if self._dead_now:
-            self._dead_fractions.append(torch.stack(self._dead_now))
+        if self._dead_now and len(self._dead_now) == len(self.activations):
+            self._dead_fractions.append(
+                torch.stack([self._dead_now[id(module)] for _, module in self.activations])
+            )
+        self._dead_now = {}
 
     def after_update(self) -> None:
         """After the optimizer step: the update-to-weight ratio of each layer."""

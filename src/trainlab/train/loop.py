@@ -140,8 +140,10 @@ def fit(
         tracker.log_metrics(points)
         losses = [(step, value) for name, value, step in points if name == "train/loss"]
         for step, value in losses:
-            if nonfinite_step is not None and step >= nonfinite_step:
-                break
+            if nonfinite_step is not None and step >= nonfinite_step and not skip_nonfinite:
+                break  # halting: nothing from the first bad step on counts
+            if not math.isfinite(value):
+                continue  # a skipped step does not enter the epoch's mean
             last_finite_loss[0] = value
             epoch_losses.append(value)
         if nonfinite_step is not None and not skip_nonfinite:
@@ -167,7 +169,7 @@ def fit(
             for transform in parts.batch_transforms:
                 features, targets = transform(features, targets)
             sampling = grad_monitor is not None and grad_monitor.due(progress.step + 1)
-            if sampling:
+            if sampling and not micro_losses:  # once per optimizer step, not per micro-batch
                 grad_monitor.start()  # type: ignore[union-attr]
             with controls.autocast():
                 outputs = model(features)
