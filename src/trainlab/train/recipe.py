@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -330,10 +332,9 @@ class TrainingRecipe:
             if checkpoints is not None:
                 checkpoints.close()
             if self.gradient_monitor is not None:
-                for path in self.gradient_monitor.write(
-                    tracker.checkpoint_dir().parent / "gradients"
-                ):
-                    tracker.log_artifact(path, "gradients")
+                with tempfile.TemporaryDirectory(prefix="trainlab-gradients-") as folder:
+                    for path in self.gradient_monitor.write(Path(folder)):
+                        tracker.log_artifact(path, "gradients")
 
     def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
