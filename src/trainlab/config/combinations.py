@@ -15,6 +15,7 @@ def check_combinations(cfg: DictConfig) -> list[Problem]:
     """Problems that involve more than one key (loss vs. task, monitor vs. metrics, ...)."""
     problems: list[Problem] = [*_check_folds(cfg.dataset), *_check_fractions(cfg.dataset)]
     problems += _check_schedule(cfg)
+    problems += _check_lr_find(cfg) + _check_batch_size_find(cfg)
     try:
         info = describe(cfg.dataset)
     except DatasetError as error:
@@ -405,8 +406,43 @@ def _check_schedule(cfg: DictConfig) -> list[Problem]:
         *_check_schedule_interval(scheduler, epochs),
         *_check_warmup(scheduler, epochs),
         *_check_milestones(scheduler, epochs),
-        *_check_cyclic_bounds(scheduler, float(cfg.optimizer.lr)),
+        *(
+            _check_cyclic_bounds(scheduler, float(cfg.optimizer.lr))
+            if _is_number(cfg.optimizer.lr) and cfg.optimizer.lr > 0
+            else []  # auto: the bounds are known once the range test has run
+        ),
         *_check_cycle_momentum(scheduler, cfg.optimizer),
+    ]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_lr_find(cfg: DictConfig) -> list[Problem]:
+    lr_find = cfg.lr_find
+    if float(lr_find.start_lr) < float(lr_find.end_lr):
+        return []
+    return [
+        Problem(
+            "lr_find.end_lr",
+            f"the range test sweeps from lr_find.start_lr={lr_find.start_lr:g} up to "
+            f"lr_find.end_lr={lr_find.end_lr:g}, so end_lr must be the larger; the defaults "
+            "1e-7 .. 10 cover most models.",
+        )
+    ]
+
+
+def _check_batch_size_find(cfg: DictConfig) -> list[Problem]:
+    finder = cfg.batch_size_find
+    if finder.max_batch_size is None or int(finder.max_batch_size) >= int(finder.min_batch_size):
+        return []
+    return [
+        Problem(
+            "batch_size_find.max_batch_size",
+            f"{finder.max_batch_size} is below batch_size_find.min_batch_size="
+            f"{finder.min_batch_size}; raise it, or set it to null (up to the training rows).",
+        )
     ]
 
 

@@ -27,6 +27,9 @@ class Constraint:
     choices: tuple[str, ...] = ()
     optional: bool = False  # None is an accepted value (meaning "derive it")
     length: int | None = None  # a list field must have exactly this many values
+    # Words accepted besides the numeric range (``optimizer.lr=auto``); such a field is a
+    # single value, never a list.
+    keywords: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """The allowed values in words, for error messages: ``> 0``, ``in [0, 1)``."""
@@ -35,6 +38,9 @@ class Constraint:
             return f"exactly {self.length} values, each {each}"
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.keywords:
+            numeric = dataclasses.replace(self, keywords=()).describe()
+            return f"a number {numeric}, or " + " or ".join(self.keywords)
         low = (
             f"[{_fmt(self.ge)}"
             if self.ge is not None
@@ -63,6 +69,11 @@ class Constraint:
             return self.optional
         if self.choices:
             return str(value) in self.choices
+        if self.keywords:
+            if isinstance(value, str):
+                return value in self.keywords
+            if isinstance(value, Sequence):
+                return False
         values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
         if self.length is not None and len(values) != self.length:
             return False
@@ -101,6 +112,15 @@ def constrained(default: Any, **rule: Any) -> Any:
 def positive(default: Any, optional: bool = False) -> Any:
     """A number that must be > 0."""
     return constrained(default, gt=0, optional=optional)
+
+
+def positive_or(default: Any, *keywords: str) -> Any:
+    """A number that must be > 0, or one of the words ``keywords`` (``optimizer.lr=auto``).
+
+    OmegaConf's structured configs have no float-or-string union, so such a field is typed
+    ``Any`` in its schema and this constraint is what checks it.
+    """
+    return constrained(default, gt=0, keywords=tuple(keywords))
 
 
 def non_negative(default: Any, optional: bool = False) -> Any:

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainlab.data.batcher import InMemoryBatcher
 from trainlab.data.datasets import load
+from trainlab.data.profile import profile_split
 from trainlab.data.split import split_and_normalize
 from trainlab.losses import build_loss
 from trainlab.metrics import mode_for
@@ -204,6 +205,8 @@ class TrainingRecipe:
         self.info = split.info
         self.loss = build_loss(cfg.loss, split.info, split.train_targets)
         self.loss.module.to(self.device)
+        # Scale, class balance and baseline loss, for the doctor (trainlab diagnose).
+        self.data_profile = profile_split(split, self.loss)
 
         def tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(array, dtype=dtype, device=self.device)
@@ -259,6 +262,7 @@ class TrainingRecipe:
         params["model.num_parameters"] = sum(p.numel() for p in self.parts.model.parameters())
         params["loss.resolved"] = self.loss.name
         params["device"] = str(self.device)
+        params.update(self.data_profile.as_params())
         tracker.log_params(params)
         tracker.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
         tracker.log_text("\n".join(self.context.overrides) + "\n", "overrides.txt")

@@ -9,10 +9,11 @@ Weight decay is explicit per optimizer: *coupled L2* adds ``weight_decay * w`` t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import MISSING
 
-from trainlab.config.constraints import constrained, fraction, non_negative, positive
+from trainlab.config.constraints import constrained, fraction, non_negative, positive, positive_or
 
 
 def _betas(first: float, second: float) -> list[float]:
@@ -20,12 +21,21 @@ def _betas(first: float, second: float) -> list[float]:
     return constrained([first, second], ge=0.0, lt=1.0, length=2)
 
 
+AUTO_LR = "auto"  # optimizer.lr=auto: run the learning-rate range test first, train with its pick
+
+
+def learning_rate(default: float) -> Any:
+    """``lr``: a number > 0, or ``auto``. Typed ``Any`` because structured configs have no
+    float-or-string union; the constraint keeps the range check (``lr > 0``)."""
+    return positive_or(default, AUTO_LR)
+
+
 @dataclass
 class OptimizerConfig:
     """Options every optimizer shares."""
 
     name: str = MISSING
-    lr: float = positive(1e-3)
+    lr: Any = learning_rate(1e-3)
     weight_decay: float = non_negative(0.0)
     # Weight decay on biases and normalisation parameters usually hurts; off unless asked.
     decay_bias_and_norm: bool = False
@@ -36,7 +46,7 @@ class SGDConfig(OptimizerConfig):
     """SGD with (optionally Nesterov) momentum; weight decay is coupled L2."""
 
     name: str = "sgd"
-    lr: float = positive(0.1)
+    lr: Any = learning_rate(0.1)
     momentum: float = fraction(0.9)
     nesterov: bool = False  # needs momentum > 0
     dampening: float = fraction(0.0)
@@ -65,7 +75,7 @@ class NAdamConfig(OptimizerConfig):
     """NAdam: Adam with Nesterov momentum (Dozat); weight decay is coupled L2."""
 
     name: str = "nadam"
-    lr: float = positive(2e-3)
+    lr: Any = learning_rate(2e-3)
     betas: list[float] = _betas(0.9, 0.999)
     eps: float = positive(1e-8)
     momentum_decay: float = non_negative(4e-3)  # psi: how fast the momentum schedule warms up
@@ -96,7 +106,7 @@ class AdagradConfig(OptimizerConfig):
     """Adagrad: per-parameter steps shrink with the sum of squared gradients; coupled L2."""
 
     name: str = "adagrad"
-    lr: float = positive(1e-2)
+    lr: Any = learning_rate(1e-2)
     lr_decay: float = non_negative(0.0)
     initial_accumulator_value: float = non_negative(0.0)
     eps: float = positive(1e-10)
@@ -107,7 +117,7 @@ class AdadeltaConfig(OptimizerConfig):
     """Adadelta: Adagrad with running averages instead of sums; weight decay is coupled L2."""
 
     name: str = "adadelta"
-    lr: float = positive(1.0)
+    lr: Any = learning_rate(1.0)
     rho: float = fraction(0.9)  # smoothing of the running averages
     eps: float = positive(1e-6)
 
@@ -127,7 +137,7 @@ class LionConfig(OptimizerConfig):
     """Lion: the sign of an interpolated momentum (Chen et al.); decoupled weight decay."""
 
     name: str = "lion"
-    lr: float = positive(1e-4)
+    lr: Any = learning_rate(1e-4)
     betas: list[float] = _betas(0.9, 0.99)
     weight_decay: float = non_negative(0.1)
 
