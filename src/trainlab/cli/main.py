@@ -18,6 +18,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("trainlab.cli.validate", "compose and check a config; print every problem"),
     "resume": ("trainlab.cli.resume", "continue a run from its last good checkpoint"),
     "plot-schedule": ("trainlab.cli.plot_schedule", "draw the LR over a run, no training"),
+    "lr-find": ("trainlab.cli.lr_find", "learning-rate range test: a suggested lr and its plot"),
+    "batch-size-find": (
+        "trainlab.cli.batch_size_find",
+        "time batch sizes in powers of two: throughput, memory, a pick",
+    ),
+    "diagnose": ("trainlab.cli.diagnose", "the training doctor: what went wrong in a run"),
     "ui": ("trainlab.cli.ui", "open the MLflow UI on the configured store"),
 }
 
@@ -33,6 +39,8 @@ examples:
   trainlab train optimizer=sgd optimizer.lr=0.05  override any key
   trainlab train -m optimizer=sgd,adam optimizer.lr=0.01,0.001   a 2x2 sweep
   trainlab list optimizer                         the options of one group
+  trainlab lr-find optimizer=sgd                  find a learning rate before training
+  trainlab diagnose RUN_ID                        why isn't my model learning?
   trainlab ui                                     browse runs in the MLflow UI
 
 `trainlab <command> --help` describes each command. Exit codes: 0 done, 2 bad config or

@@ -73,8 +73,8 @@ def healthy_finding(run: RunHistory) -> Finding:
         HEALTHY,
         INFO,
         evidence[0].upper() + evidence[1:] + ".",
-        "Nothing to fix. To do better, compare variations: `trainlab train -m "
-        "optimizer.lr=...`, then `trainlab compare`.",
+        "Nothing to fix. To do better, compare variations in a sweep (its table ranks them): "
+        "`trainlab train -m optimizer.lr=0.01,0.003,0.001`.",
     )
 
 

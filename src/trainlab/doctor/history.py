@@ -159,9 +159,11 @@ class RunHistory:
         run_id: str,
         gradients: dict[str, Any] | None = None,
         status: str | None = None,
+        error: str | None = None,
     ) -> RunHistory:
         """Read run ``run_id`` back from the store: its metric histories, params, the gradient
-        monitor's artifact (unless ``gradients`` is given) and ``error.txt`` of a failed run."""
+        monitor's artifact and ``error.txt`` of a failed run (``gradients``, ``status`` and
+        ``error`` given: a run still open, diagnosed as it ends)."""
         run = client.get_run(run_id)
         series: dict[str, Series] = {}
         for name in SERIES:
@@ -175,9 +177,8 @@ class RunHistory:
         artifacts = _artifact_names(client, run_id)
         if gradients is None and GRADIENTS_ARTIFACT in artifacts:
             gradients = _read_json_artifact(client, run_id, GRADIENTS_ARTIFACT)
-        error = ""
-        if "error.txt" in artifacts:
-            error = _read_text_artifact(client, run_id, "error.txt")
+        if error is None:
+            error = _read_text_artifact(client, run_id, "error.txt") if "error.txt" in artifacts else ""
         return cls(
             series=series,
             params=dict(run.data.params),

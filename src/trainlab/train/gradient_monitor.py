@@ -3,8 +3,10 @@
 For each weight tensor (a "layer"): gradient norm, weight norm, update-to-weight ratio
 (how much the optimizer step changed it, relative to its size), and for each ReLU-family
 activation the fraction of dead units (zero for every example of the batch). Written at the
-end as a compact JSON artifact plus a heat-map PNG (layers x steps); live warnings, rate
-limited, when a layer's gradient vanishes or the total explodes.
+end as a compact JSON artifact plus a heat-map PNG (layers x steps). Live warnings, rate
+limited, come from the training doctor's own gradient detectors (exploding and vanishing
+gradients, dead units) run on the samples so far, so they say what ``trainlab diagnose``
+will say.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ class GradientMonitor:
         self._dead_now: dict[int, torch.Tensor] = {}
         self._last_warning: dict[str, int] = {}
         self._checked = 0
+        # Host copies of the samples already checked (grown at each check, not per step).
+        self._host: dict[str, list[list[float]]] = {
+            "grad_norm": [],
+            "weight_norm": [],
+            "update_ratio": [],
+            "dead_fraction": [],
+        }
 
     def due(self, step: int) -> bool:
         """Whether optimizer step ``step`` is sampled."""
@@ -98,32 +107,44 @@ class GradientMonitor:
         self._before = None
 
     def check(self) -> list[str]:
-        """Warnings for the samples since the last check (called when metrics are flushed,
-        not per step); at most one per kind every ``warn_every_n_steps`` steps."""
+        """Warnings from the doctor's gradient detectors over every sample so far (called
+        when metrics are flushed, not per step); at most one per kind every
+        ``warn_every_n_steps`` steps."""
+        from trainlab.doctor.detectors import dead_units, exploding_gradients, vanishing_gradients
+        from trainlab.doctor.history import GradientHistory
+
         if self._checked >= len(self.steps):
             return []
-        norms = torch.stack(self._grad_norms[self._checked :]).cpu()
-        steps = self.steps[self._checked :]
         self._checked = len(self.steps)
+        for key, rows in (
+            ("grad_norm", self._grad_norms),
+            ("weight_norm", self._weight_norms),
+            ("update_ratio", self._update_ratios),
+            ("dead_fraction", self._dead_fractions),
+        ):
+            fresh = rows[len(self._host[key]) :]
+            if fresh:
+                self._host[key] += torch.stack(fresh).cpu().tolist()
+        history = GradientHistory.from_summary(
+            {
+                "steps": self.steps[: len(self._host["grad_norm"])],
+                "layers": self.layer_names,
+                "grad_norm": _columns(self._host["grad_norm"]),
+                "weight_norm": _columns(self._host["weight_norm"]),
+                "update_ratio": _columns(self._host["update_ratio"]),
+                "activations": [name for name, _ in self.activations],
+                "dead_fraction": _columns(self._host["dead_fraction"]),
+            }
+        )
+        findings = [
+            exploding_gradients.from_gradients(history, self.exploding_threshold),
+            vanishing_gradients.from_gradients(history, self.vanishing_threshold),
+            dead_units.from_gradients(history),
+        ]
         warnings: list[str] = []
-        vanished = (norms < self.vanishing_threshold).all(dim=0).nonzero().flatten().tolist()
-        if vanished:
-            layers = ", ".join(self.layer_names[i] for i in vanished[:4])
-            warnings += self._rate_limited(
-                "vanishing",
-                steps[-1],
-                f"vanishing gradients in {layers} (norm < "
-                f"{self.vanishing_threshold:g} at steps {steps[0]}..{steps[-1]})",
-            )
-        total = norms.square().sum(dim=1).sqrt()
-        if bool((total > self.exploding_threshold).any()):
-            worst = float(total.max())
-            warnings += self._rate_limited(
-                "exploding",
-                steps[-1],
-                f"exploding gradients: total norm {worst:.3g} > "
-                f"{self.exploding_threshold:g}; try trainer.clip_grad_norm=1.0 or a lower lr",
-            )
+        for finding in findings:
+            if finding is not None:
+                warnings += self._rate_limited(finding.code, self.steps[-1], finding.headline())
         for message in warnings:
             log.warning(message)
         return warnings
@@ -162,6 +183,11 @@ class GradientMonitor:
         stats = folder / "gradients.json"
         stats.write_text(json.dumps(data))
         return [stats, plot_heatmap(data, folder / "gradient_heatmap.png")]
+
+
+def _columns(rows: list[list[float]]) -> list[list[float | None]]:
+    """Samples x layers rows as layers x samples (the artifact's layout)."""
+    return [[_finite(v) for v in column] for column in zip(*rows, strict=True)] if rows else []
 
 
 def _finite(value: float) -> float | None:

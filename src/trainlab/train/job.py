@@ -12,7 +12,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from trainlab.config.errors import ConfigError, Problem
+from trainlab.config.schema.optimizer import AUTO_LR
 from trainlab.config.validation import validate_config
+from trainlab.train.auto_lr import LrFindError, record_auto_lr, resolve_auto_lr
 from trainlab.train.recipe import JobContext, TrainingRecipe
 
 
@@ -65,11 +67,16 @@ def run_training(
     problems = validate_config(cfg)
     if problems:
         _exit_bad_input(ConfigError(problems))
-    recipe = TrainingRecipe(cfg, context)
+    lr_found = None
     try:
+        if cfg.optimizer.lr == AUTO_LR:  # the range test first; train with its pick
+            cfg, lr_found = resolve_auto_lr(cfg, context, label)
+        recipe = TrainingRecipe(cfg, context)
         recipe.setup()  # before the MLflow run exists: bad data leaves no run behind
     except DatasetError as error:
         _exit_bad_input(ConfigError([Problem(error.key, str(error))]))
+    except LrFindError as error:
+        _exit_bad_input(ConfigError([Problem("optimizer.lr", str(error))]))
 
     started = time.monotonic()
     with stop_on_signals():
@@ -82,6 +89,8 @@ def run_training(
                 f": {type(error).__name__}: {str(error).splitlines()[0]}",
             )
             _exit_bad_input(ConfigError([problem]))
+        if lr_found is not None:
+            record_auto_lr(tracker, lr_found, cfg)
         return train_and_track(recipe, tracker, in_sweep=in_sweep, label=label, started=started)
 
 
@@ -97,6 +106,8 @@ def train_and_track(
     call inside :func:`~trainlab.train.signals.stop_on_signals`."""
     from trainlab.display.progress import make_progress
     from trainlab.display.summary import one_line, print_summary
+    from trainlab.doctor.report import short_summary
+    from trainlab.doctor.run_end import diagnose_ending_run
     from trainlab.train.recipe import overfit_verdict, summarize
     from trainlab.train.signals import TrainingInterrupted
 
@@ -121,6 +132,7 @@ def train_and_track(
         if cfg.trainer.overfit_check:
             passed, verdict = overfit_verdict(progress)
             tracker.set_tags({"trainlab.overfit_check": "passed" if passed else "failed"})
+        diagnosis = diagnose_ending_run(tracker, _gradients_of(recipe), "FINISHED")
         tracker.close("FINISHED")
     except TrainingInterrupted as stop:
         if recipe.checkpoints is not None:  # a consistent state: between two steps
@@ -133,7 +145,9 @@ def train_and_track(
         )
         raise SystemExit(stop.exit_code) from None
     except Exception as error:
-        tracker.close("FAILED", error=traceback.format_exc())
+        failure = traceback.format_exc()
+        diagnosis = diagnose_ending_run(tracker, _gradients_of(recipe), "FAILED", failure)
+        tracker.close("FAILED", error=failure)
         if in_sweep:
             raise  # Hydra records the job as failed and runs the others
         print(
@@ -142,15 +156,26 @@ def train_and_track(
             "error.txt (trainlab ui).",
             file=sys.stderr,
         )
+        if diagnosis is not None:
+            print(short_summary(diagnosis), file=sys.stderr)
         raise SystemExit(1) from None
     summary = summarize(recipe, tracker, "FINISHED", started)
     if in_sweep:  # one line per job; the sweep's table comes at the end
-        print(f"[{label}] FINISHED {tracker.run_name}: {one_line(summary)}", flush=True)
+        primary = f", diagnosis: {diagnosis.primary}" if diagnosis is not None else ""
+        print(f"[{label}] FINISHED {tracker.run_name}: {one_line(summary)}{primary}", flush=True)
     else:
         print_summary(summary)
+        if diagnosis is not None:
+            print(short_summary(diagnosis), flush=True)
     if verdict:
         print(verdict, flush=True)
     return progress.best_value
+
+
+def _gradients_of(recipe: TrainingRecipe) -> dict[str, Any] | None:
+    """The gradient monitor's samples (what it logged as gradients/gradients.json)."""
+    monitor = recipe.gradient_monitor
+    return monitor.summary() if monitor is not None and monitor.steps else None
 
 
 def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:

@@ -19,8 +19,9 @@ class LrFindConfig:
     start_lr: float = positive(1e-7)
     end_lr: float = positive(10.0)
     num_steps: int = at_least(10, 100)  # more steps: a smoother curve, a longer test
-    # Weight of the running average of the loss (bias-corrected): higher is smoother but lags.
-    smoothing: float = constrained(0.98, ge=0.0, lt=1.0)
+    # Weight of the running average of the loss (bias-corrected): higher is smoother; the
+    # stop reacts about 1 / (1 - smoothing) steps late (the suggestion's curve has no lag).
+    smoothing: float = constrained(0.9, ge=0.0, lt=1.0)
     # Stop when the smoothed loss exceeds this multiple of its lowest value (it diverged).
     divergence_factor: float = constrained(4.0, gt=1.0)
     # How the suggestion is read off the curve: valley (the middle of the longest descent,

@@ -38,7 +38,7 @@ def from_gradients(gradients: GradientHistory, threshold: float = DEFAULT_THRESH
         return Finding(
             CODE,
             ERROR,
-            f"in {_list(vanished)}: typical gradient norm below {threshold:g} (the output "
+            f"layers {_list(vanished)}: typical gradient norm below {threshold:g} (the output "
             f"layer {names[-1]}: {fmt(float(profile.grad_norm[-1]))}), over steps "
             f"{int(gradients.steps[0])}..{int(gradients.steps[-1])}.",
             ADVICE,
@@ -53,7 +53,7 @@ def from_gradients(gradients: GradientHistory, threshold: float = DEFAULT_THRESH
     return Finding(
         CODE,
         ERROR if profile.change >= DEPTH_ERROR else WARNING,
-        f"in {_list(starved)}: relative gradient (norm / weight norm) {fmt(profile.relative[0])} "
+        f"layers {_list(starved)}: relative gradient (norm / weight norm) {fmt(profile.relative[0])} "
         f"in the first layer {names[0]} but {fmt(reference)} in the last, {names[-1]}: about "
         f"{fmt(10**profile.change)}x smaller across {profile.depth} layers (healthy: within "
         "about 10x).",
