@@ -15,7 +15,6 @@ afterwards, so the configured run starts exactly as it would have.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,53 +84,23 @@ def run_range_test(parts: Any, controls: Any, settings: Any) -> RangeTest:
     """Run the test on built :class:`~trainlab.train.loop.TrainingParts`, then put the model,
     the optimizer and the RNGs back as they were. ``controls`` gives the clipping and
     precision of the run; ``settings`` is the ``lr_find`` config."""
-    import torch
+    from trainlab.tools.probe import endless_batches, restored, training_step
 
-    from trainlab.train.checkpoint import capture_rng_state, restore_rng_state
-    from trainlab.train.gradients import measure_and_clip
-    from trainlab.train.loop import sum_penalties
-
-    model, optimizer = parts.model, parts.optimizer
-    saved_model = copy.deepcopy(model.state_dict())
-    saved_optimizer = copy.deepcopy(optimizer.state_dict())
-    saved_rng = capture_rng_state()
-    was_training = model.training
     lrs = exponential_lrs(float(settings.start_lr), float(settings.end_lr), int(settings.num_steps))
     beta, factor = float(settings.smoothing), float(settings.divergence_factor)
-    parameters = [p for p in model.parameters() if p.requires_grad]
     losses: list[float] = []
     smoothed: list[float] = []
     stopped = f"reached lr_find.end_lr={float(settings.end_lr):g} after {len(lrs)} steps"
     average, lowest = 0.0, math.inf
-    try:
-        model.train()
-        batches = _endless(parts.batcher)
+    with restored(parts):
+        batches = endless_batches(parts.batcher)
         for step, lr in enumerate(lrs, 1):
-            for group in optimizer.param_groups:
+            for group in parts.optimizer.param_groups:
                 group["lr"] = lr
-            features, targets = next(batches)
-            for transform in parts.batch_transforms:
-                features, targets = transform(features, targets)
-            optimizer.zero_grad(set_to_none=True)
-            with controls.autocast():
-                loss = parts.loss(model(features), targets)
-                penalty = sum_penalties(parts.penalties)
-                objective = loss if penalty is None else loss + penalty
-            objective.backward()
-            grads = [p.grad for p in parameters if p.grad is not None]
-            measure_and_clip(
-                grads,
-                controls.clip_grad_norm,
-                controls.clip_grad_norm_type,
-                controls.clip_grad_value,
-            )
-            value = float(loss.detach())
+            value = float(training_step(parts, controls, *next(batches)))
             if not math.isfinite(value):
                 stopped = f"the loss became non-finite at lr {lr:.3g} (step {step})"
                 break
-            optimizer.step()
-            for hook in parts.after_step:
-                hook()
             losses.append(value)
             average = beta * average + (1 - beta) * value
             smoothed.append(average / (1 - beta ** len(losses)))
@@ -142,12 +111,6 @@ def run_range_test(parts: Any, controls: Any, settings: Any) -> RangeTest:
                     f"{factor:g}x its lowest ({lowest:.3g})"
                 )
                 break
-    finally:
-        optimizer.zero_grad(set_to_none=True)
-        model.load_state_dict(saved_model)
-        optimizer.load_state_dict(saved_optimizer)
-        restore_rng_state(saved_rng)
-        model.train(was_training)
     return RangeTest(
         lrs=lrs[: len(losses)],
         losses=losses,
@@ -155,13 +118,6 @@ def run_range_test(parts: Any, controls: Any, settings: Any) -> RangeTest:
         stopped=stopped,
         settings={k: settings[k] for k in settings} if hasattr(settings, "keys") else {},
     )
-
-
-def _endless(batcher: Any) -> Any:
-    epoch = 0
-    while True:
-        yield from batcher.epoch(epoch)
-        epoch += 1
 
 
 def valley_bounds(losses: list[float], share: float = 0.1) -> tuple[int, int]:
@@ -321,7 +277,7 @@ def find_lr(cfg: Any, context: Any = None) -> tuple[Any, LrFindResult]:
 
     if cfg.optimizer.lr == AUTO_LR:
         cfg = with_lr(cfg, float(cfg.lr_find.start_lr))
-    recipe = TrainingRecipe(cfg, context or JobContext())
+    recipe = TrainingRecipe(cfg, context or JobContext(threads=int(cfg.trainer.threads)))
     recipe.setup()
     test = run_range_test(recipe.parts, recipe.step_controls(), cfg.lr_find)
     return recipe, LrFindResult(test, suggest(test, str(cfg.lr_find.method)))
