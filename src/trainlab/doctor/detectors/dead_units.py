@@ -5,11 +5,13 @@ Also used live by the gradient monitor (:func:`from_gradients`)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from trainlab.doctor.findings import ERROR, WARNING, Finding
 from trainlab.doctor.history import GradientHistory, RunHistory
-from trainlab.doctor.signals import fmt
+from trainlab.doctor.signals import fmt, loss_curve, reference_loss
 
 CODE = "dead_units"
 LAYER_WARNING = 0.5  # a layer with this share of dead units
@@ -56,4 +58,19 @@ def from_gradients(gradients: GradientHistory) -> Finding | None:
 
 
 def detect(run: RunHistory) -> Finding | None:
-    return None if run.gradients is None else from_gradients(run.gradients)
+    """As :func:`from_gradients`, and an error whenever half of some layer is dead and the
+    model learned nothing (its loss still at a constant prediction's)."""
+    if run.gradients is None:
+        return None
+    finding = from_gradients(run.gradients)
+    if finding is None or finding.severity == ERROR:
+        return finding
+    curve = loss_curve(run)
+    reference = reference_loss(run, curve)
+    if curve is not None and math.isfinite(reference) and curve.final >= 0.9 * reference:
+        finding.severity = ERROR
+        finding.evidence += (
+            f" The training loss is still {fmt(curve.final)}, what a constant prediction "
+            f"scores ({fmt(reference)})."
+        )
+    return finding

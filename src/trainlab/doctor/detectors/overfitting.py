@@ -30,25 +30,30 @@ def detect(run: RunHistory) -> Finding | None:
     train = epoch_series(run, "train/epoch_loss")
     if len(val) < MIN_EPOCHS or not np.isfinite(val).all():
         return None
-    best = int(np.argmin(val))
-    lowest = float(val[best])
-    final = float(np.mean(val[-2:]))
+    # Noise-robust: the lowest of a 3-epoch median against the median of the last fifth, so
+    # one lucky or unlucky epoch is not a trend.
+    steady = np.array([np.median(val[max(0, i - 1) : i + 2]) for i in range(len(val))])
+    best = int(np.argmin(steady))
+    lowest = float(steady[best])
+    tail = max(3, len(val) // 5)
+    final = float(np.median(val[-tail:]))
     rise = final - lowest
     baseline = run.param("data.val_baseline_loss")
     scale = baseline if math.isfinite(baseline) and baseline > 0 else max(float(val[0]), 1e-12)
-    if best >= len(val) - 2 or rise <= 0:
+    if best >= len(val) - tail or rise <= 0:
         return None
     share, relative = rise / scale, rise / max(lowest, 1e-12)
     if share < RISE_WARNING or relative < RELATIVE_WARNING:
         return None
     train_note = ""
-    if len(train) == len(val) and np.isfinite(train[[best, -1]]).all():
-        if train[-1] > train[best]:
+    if len(train) == len(val) and np.isfinite(train).all():
+        train_then = float(np.median(train[max(0, best - 2) : best + 3]))
+        train_now = float(np.median(train[-tail:]))
+        if train_now > train_then:
             return None  # both rose: not overfitting (the training went wrong)
-        gap_then, gap_now = val[best] - train[best], val[-1] - train[-1]
         train_note = (
-            f" while the training loss fell from {fmt(train[best])} to {fmt(train[-1])} "
-            f"(the gap grew from {fmt(gap_then)} to {fmt(gap_now)})"
+            f" while the training loss fell from {fmt(train_then)} to {fmt(train_now)} "
+            f"(the gap grew from {fmt(lowest - train_then)} to {fmt(final - train_now)})"
         )
     metric_note = ""
     accuracy = epoch_series(run, "val/acc")
@@ -57,8 +62,8 @@ def detect(run: RunHistory) -> Finding | None:
     return Finding(
         CODE,
         ERROR if share >= RISE_ERROR else WARNING,
-        f"the validation loss was lowest at epoch {best + 1} ({fmt(lowest)}) and climbed to "
-        f"{fmt(final)} by epoch {len(val)} (+{fmt(100 * relative)}%)" + train_note + metric_note + ".",
+        f"the validation loss was lowest around epoch {best + 1} ({fmt(lowest)}) and climbed "
+        f"to {fmt(final)} over the last {tail} of {len(val)} epochs (+{fmt(100 * relative)}%)" + train_note + metric_note + ".",
         ADVICE,
         {
             "best_epoch": best + 1,
