@@ -24,7 +24,13 @@ BAD_INPUTS = [
         ["unknown key 'max_epoch'", "Did you mean 'max_epochs'?"],
         id="typo-key",
     ),
-    pytest.param(["optimizer.lr=abc"], "optimizer.lr", ["'abc'", "Float"], id="wrong-type-float"),
+    pytest.param(["model.dropout=abc"], "model.dropout", ["'abc'", "Float"], id="wrong-type-float"),
+    # optimizer.lr also takes `auto` (the range test), so its schema type is Any and the
+    # constraint is what rejects other words.
+    pytest.param(
+        ["optimizer.lr=abc"], "optimizer.lr", ["'abc'", "a number > 0, or auto"], id="lr-word"
+    ),
+    pytest.param(["optimizer.lr=[0.1,0.2]"], "optimizer.lr", ["a number > 0"], id="lr-list"),
     pytest.param(["seed=abc"], "seed", ["'abc'", "Integer"], id="wrong-type-int"),
     pytest.param(
         ["optimizer=adm"],

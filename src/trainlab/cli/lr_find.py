@@ -147,8 +147,13 @@ def log_result(
     points.append(("lr_find/suggested_lr", suggestion.lr, 0))
     tracker.log_metrics(points)
     tracker.log_text(json.dumps(result.as_dict(), indent=2, default=str), "lr_find/lr_find.json")
-    if plot_path is not None:
-        tracker.log_artifact(plot_path, "lr_find")
+    if plot_path is not None:  # under a fixed name, whatever --out said
+        import shutil
+
+        folder = Path(tempfile.mkdtemp(prefix="trainlab-lr-find-"))
+        named = folder / f"lr_find{plot_path.suffix.lower()}"
+        shutil.copyfile(plot_path, named)
+        tracker.log_artifact(named, "lr_find")
 
 
 def plot_to_temp(result: Any, title: str) -> Path:

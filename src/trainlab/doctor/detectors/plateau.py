@@ -70,7 +70,9 @@ def detect(run: RunHistory) -> Finding | None:
         "final_loss": final,
     }
     escaped = final < ESCAPE * level and level >= 0.2 * reference
-    warm = math.isfinite(stall_lr) and stall_lr >= 0.3 * peak_lr
+    # The rate was at its working level throughout the stall (not warming up, not decayed).
+    lowest_lr = _lowest_lr_during(lrs.steps, lrs.values, first_step, int(steps[end]))
+    warm = math.isfinite(lowest_lr) and lowest_lr >= 0.3 * peak_lr
     if escaped and (warm or math.isnan(stall_lr)):
         return Finding(
             CODE,
@@ -108,6 +110,11 @@ def _after_decay(
         ADVICE,
         {**details, "stall_lr": stall_lr, "peak_lr": peak_lr},
     )
+
+
+def _lowest_lr_during(steps: np.ndarray, lrs: np.ndarray, first: int, last: int) -> float:
+    inside = (steps >= first) & (steps <= last)
+    return float(np.min(lrs[inside])) if inside.any() else math.nan
 
 
 def _lr_during(steps: np.ndarray, lrs: np.ndarray, first: int, last: int) -> tuple[float, float]:

@@ -11,12 +11,13 @@ import numpy as np
 
 from trainlab.doctor.findings import ERROR, WARNING, Finding
 from trainlab.doctor.history import GradientHistory, RunHistory
-from trainlab.doctor.signals import fmt, layer_profile
+from trainlab.doctor.signals import fmt, layer_profile, loss_curve, reference_loss
 
 CODE = "vanishing_gradients"
 DEFAULT_THRESHOLD = 1e-7
 DEPTH_ERROR = 3.0  # log10: the first layer's relative gradient 1000x below the last's
 DEPTH_WARNING = 2.5
+DEPTH_STUCK = 1.5  # 30x: enough to blame when the model learned nothing at all
 ADVICE = (
     "Use a non-saturating activation (model.activation=relu or gelu instead of sigmoid/tanh), "
     "an initialisation matched to it (model.init=kaiming_normal), normalisation layers "
@@ -25,7 +26,11 @@ ADVICE = (
 )
 
 
-def from_gradients(gradients: GradientHistory, threshold: float = DEFAULT_THRESHOLD) -> Finding | None:
+def from_gradients(
+    gradients: GradientHistory, threshold: float = DEFAULT_THRESHOLD, stuck: bool = False
+) -> Finding | None:
+    """The checks on the monitor's samples; ``stuck``: the loss never left the constant
+    prediction's, so a smaller gap between the layers already explains it."""
     profile = layer_profile(gradients)
     if profile is None:
         return None
@@ -44,7 +49,8 @@ def from_gradients(gradients: GradientHistory, threshold: float = DEFAULT_THRESH
             ADVICE,
             {"layers": vanished, "threshold": threshold},
         )
-    if not math.isfinite(profile.change) or profile.change < DEPTH_WARNING:
+    least = DEPTH_STUCK if stuck else DEPTH_WARNING
+    if not math.isfinite(profile.change) or profile.change < least:
         return None
     reference = profile.relative[-1]
     with np.errstate(all="ignore"):
@@ -52,11 +58,11 @@ def from_gradients(gradients: GradientHistory, threshold: float = DEFAULT_THRESH
     starved = [names[i] for i in np.flatnonzero(behind >= 2.0)] or [names[0]]
     return Finding(
         CODE,
-        ERROR if profile.change >= DEPTH_ERROR else WARNING,
+        ERROR if profile.change >= DEPTH_ERROR or stuck else WARNING,
         f"layers {_list(starved)}: relative gradient (norm / weight norm) {fmt(profile.relative[0])} "
         f"in the first layer {names[0]} but {fmt(reference)} in the last, {names[-1]}: about "
         f"{fmt(10**profile.change)}x smaller across {profile.depth} layers (healthy: within "
-        "about 10x).",
+        "about 10x)" + ("; the loss never left a constant prediction's" if stuck else "") + ".",
         ADVICE,
         {
             "layers": starved,
@@ -76,4 +82,7 @@ def detect(run: RunHistory) -> Finding | None:
     if run.gradients is None:
         return None
     threshold = run.param("trainer.gradient_monitor.vanishing_threshold", DEFAULT_THRESHOLD)
-    return from_gradients(run.gradients, threshold)
+    curve = loss_curve(run)
+    reference = reference_loss(run, curve)
+    stuck = curve is not None and math.isfinite(reference) and curve.final >= 0.9 * reference
+    return from_gradients(run.gradients, threshold, stuck=stuck)
