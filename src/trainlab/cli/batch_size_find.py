@@ -17,8 +17,9 @@ HELP = """usage: trainlab batch-size-find [OVERRIDES]
 Builds the configured run and, for batch sizes 2^k from batch_size_find.min_batch_size up to
 batch_size_find.max_batch_size (default: the training rows), trains
 batch_size_find.warmup_steps untimed and batch_size_find.steps timed optimizer steps,
-restoring the model in between. Measures samples/s and peak memory (CUDA: allocated tensors;
-CPU: the process's peak resident memory), stops at the first out-of-memory error on a GPU or
+restoring the model in between. Measures samples/s, peak memory (CUDA: allocated tensors;
+CPU: the process's peak resident memory) and the activations a step keeps for backward (exact,
+the part that grows with the batch), stops at the first out-of-memory error on a GPU or
 past batch_size_find.max_memory_mb, and recommends the smallest batch size within
 batch_size_find.throughput_fraction (0.9) of the best throughput.
 
@@ -134,6 +135,7 @@ def record(cfg: Any, overrides: list[str], result: Any, config: dict[str, Any]) 
                     ("batch_size_find/samples_per_second", trial.samples_per_second, trial.batch_size),
                     ("batch_size_find/steps_per_second", trial.steps_per_second, trial.batch_size),
                     ("batch_size_find/peak_memory_mb", trial.peak_memory_mb, trial.batch_size),
+                    ("batch_size_find/activation_mb", trial.activation_mb, trial.batch_size),
                 ]
         tracker.log_metrics(points)
         tracker.log_text(json.dumps(result.as_dict(), indent=2, default=str), "batch_size_find.json")

@@ -10,7 +10,9 @@ the same time unless the learning rate is raised with it).
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (tensors only, reset per size); on
 the CPU there is no allocator counter in torch, so it is the process's peak resident memory
 (Linux ``VmHWM``, reset per size through ``/proc/self/clear_refs``), reported as the growth
-over the resident memory before the search began.
+over the resident memory before the search began; the C allocator's caching makes it coarse.
+Beside it, exact on any device: the bytes of the activations one step saves for backward (the
+part of training memory that grows with the batch), counted with autograd's saved-tensor hooks.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Trial:
     samples_per_second: float = math.nan
     steps_per_second: float = math.nan
     peak_memory_mb: float = math.nan
+    activation_mb: float = math.nan  # tensors saved for backward by one step (exact)
     note: str = ""
 
 
@@ -149,6 +152,24 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
+def saved_activation_mb(parts: Any, controls: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """MB of the tensors one training step saves for backward, parameters excluded (a tensor
+    saved by two operations, a ReLU output and the next layer's input, counted once)."""
+    from trainlab.tools.probe import training_step
+
+    parameters = {p.data_ptr() for p in parts.model.parameters()}
+    saved: dict[tuple[int, int], int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.data_ptr() not in parameters:
+            saved[(tensor.data_ptr(), tensor.numel())] = tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        training_step(parts, controls, *batch)
+    return sum(saved.values()) / 2**20
+
+
 def time_batch_size(
     parts: Any, controls: Any, batch_size: int, steps: int, warmup: int, meter: MemoryMeter
 ) -> Trial:
@@ -165,6 +186,7 @@ def time_batch_size(
     trial = Trial(batch_size)
     with restored(parts):
         meter.reset()
+        trial.activation_mb = saved_activation_mb(parts, controls, next(batches))
         for _ in range(warmup):
             training_step(parts, controls, *next(batches))
         loss = None
@@ -264,7 +286,8 @@ def _memory_ratio(pick: Trial, best: Trial) -> str:
 
 
 def table_rows(result: SearchResult) -> list[list[str]]:
-    """The table's cells: batch size, steps/s, samples/s, share of the best, memory, note."""
+    """The table's cells: batch size, steps/s, samples/s, share of the best, peak memory,
+    activation memory, note."""
     best = result.best
     rows = []
     for trial in result.trials:
@@ -289,13 +312,22 @@ def table_rows(result: SearchResult) -> list[list[str]]:
                 _number(trial.samples_per_second),
                 share,
                 _number(trial.peak_memory_mb, "{:,.1f}"),
+                _number(trial.activation_mb, "{:,.2f}"),
                 "; ".join(marks),
             ]
         )
     return rows
 
 
-HEADERS = ["batch size", "steps/s", "samples/s", "of best", "peak memory MB", "note"]
+HEADERS = [
+    "batch size",
+    "steps/s",
+    "samples/s",
+    "of best",
+    "peak memory MB",
+    "activations MB",
+    "note",
+]
 
 
 def _number(value: float, pattern: str = "{:,.0f}") -> str:

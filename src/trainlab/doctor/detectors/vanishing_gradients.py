@@ -55,7 +55,8 @@ def from_gradients(
     reference = profile.relative[-1]
     with np.errstate(all="ignore"):
         behind = np.log10(reference / profile.relative)
-    starved = [names[i] for i in np.flatnonzero(behind >= 2.0)] or [names[0]]
+    # The layers at least three quarters of the way down from the output's level.
+    starved = [names[i] for i in np.flatnonzero(behind >= 0.75 * profile.change)] or [names[0]]
     return Finding(
         CODE,
         ERROR if profile.change >= DEPTH_ERROR or stuck else WARNING,
