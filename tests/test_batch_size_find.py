@@ -54,7 +54,9 @@ class RunsOutOfMemoryAbove(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if len(features) > self.limit:
-            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {len(features)} rows")
+            raise torch.cuda.OutOfMemoryError(
+                f"CUDA out of memory. Tried to allocate {len(features)} rows"
+            )
         return self.model(features)
 
 

@@ -75,7 +75,9 @@ def history(
     return RunHistory.from_points(points, all_params, gradients, status, error, run_id="synthetic")
 
 
-def decaying(start: float, end: float, steps: int, noise: float = 0.02, seed: int = 0) -> np.ndarray:
+def decaying(
+    start: float, end: float, steps: int, noise: float = 0.02, seed: int = 0
+) -> np.ndarray:
     """An exponential fall from ``start`` to ``end`` with multiplicative batch noise."""
     rng = np.random.default_rng(seed)
     curve = end + (start - end) * np.exp(-np.linspace(0, 6, steps))
@@ -165,7 +167,10 @@ def test_thresholds_are_relative_to_the_loss_scale() -> None:
         run = history(
             train * scale,
             val * scale,
-            params={"data.baseline_loss": BASELINE * scale, "data.val_baseline_loss": BASELINE * scale},
+            params={
+                "data.baseline_loss": BASELINE * scale,
+                "data.val_baseline_loss": BASELINE * scale,
+            },
         )
         assert diagnose(run).primary == "overfitting", scale
 
@@ -191,7 +196,9 @@ def test_a_loss_that_shoots_up_and_stays_is_lr_too_high() -> None:
     losses = np.full(200, 2.31)
     losses[0] = 2.3
     losses[2:6] = [40.0, 120.0, 80.0, 10.0]
-    finding = diagnose(history(losses, gradients=monitor_summary([0.0] * 3, update_ratio=0.4))).findings[0]
+    finding = diagnose(
+        history(losses, gradients=monitor_summary([0.0] * 3, update_ratio=0.4))
+    ).findings[0]
     assert (finding.code, finding.severity) == ("lr_too_high", ERROR)
     assert "0.4 of their size" in finding.evidence
 
@@ -232,7 +239,8 @@ def test_the_same_slow_loss_with_normal_updates_is_not_the_learning_rate() -> No
 def test_a_gradient_norm_past_the_threshold_is_exploding() -> None:
     norms = np.geomspace(0.5, 5e4, 200)
     finding = next(
-        f for f in diagnose(history(decaying(2.3, 1.0, 200), grad_norms=norms)).findings
+        f
+        for f in diagnose(history(decaying(2.3, 1.0, 200), grad_norms=norms)).findings
         if f.code == "exploding_gradients"
     )
     assert finding.severity == ERROR and "> 1000" in finding.evidence
@@ -262,14 +270,18 @@ def test_a_healthy_spread_of_gradients_over_layers_is_no_finding() -> None:
 
 
 def test_a_dead_relu_layer_is_dead_units() -> None:
-    run = healthy_run(step_losses=np.full(400, 2.3), gradients=monitor_summary([0.0, 0.0, 0.1], dead=[0.1, 1.0]))
+    run = healthy_run(
+        step_losses=np.full(400, 2.3), gradients=monitor_summary([0.0, 0.0, 0.1], dead=[0.1, 1.0])
+    )
     finding = diagnose(run).findings[0]
     assert (finding.code, finding.severity) == ("dead_units", ERROR)
     assert "100% after activation 3" in finding.evidence
 
 
 def test_a_few_dead_units_are_normal() -> None:
-    assert "dead_units" not in codes(healthy_run(gradients=monitor_summary([0.02, 0.05], dead=[0.3])), ERROR, WARNING)
+    assert "dead_units" not in codes(
+        healthy_run(gradients=monitor_summary([0.02, 0.05], dead=[0.3])), ERROR, WARNING
+    )
 
 
 # --- overfitting, underfitting, plateau --------------------------------------------------------
@@ -298,8 +310,11 @@ def test_both_losses_stuck_at_the_constant_prediction_is_underfitting() -> None:
 
 
 def test_a_hard_problem_half_learned_is_not_underfitting() -> None:
-    run = history(decaying(0.69, 0.35, 400), decaying(0.69, 0.36, 20, noise=0.0),
-                  params={"data.baseline_loss": 0.693, "data.val_baseline_loss": 0.693})
+    run = history(
+        decaying(0.69, 0.35, 400),
+        decaying(0.69, 0.36, 20, noise=0.0),
+        params={"data.baseline_loss": 0.693, "data.val_baseline_loss": 0.693},
+    )
     assert codes(run, ERROR, WARNING) == []
 
 
@@ -314,14 +329,20 @@ def test_a_long_stall_before_the_loss_falls_is_a_plateau() -> None:
 
 def test_a_flat_start_while_the_learning_rate_warms_up_is_not_a_plateau() -> None:
     steps = 60 * STEPS_PER_EPOCH
-    losses = np.concatenate([np.full(20 * STEPS_PER_EPOCH, 2.3), decaying(2.3, 0.1, 40 * STEPS_PER_EPOCH, noise=0.0)])
-    lrs = np.concatenate([np.linspace(1e-5, 1e-3, 20 * STEPS_PER_EPOCH), np.full(40 * STEPS_PER_EPOCH, 1e-3)])
+    losses = np.concatenate(
+        [np.full(20 * STEPS_PER_EPOCH, 2.3), decaying(2.3, 0.1, 40 * STEPS_PER_EPOCH, noise=0.0)]
+    )
+    lrs = np.concatenate(
+        [np.linspace(1e-5, 1e-3, 20 * STEPS_PER_EPOCH), np.full(40 * STEPS_PER_EPOCH, 1e-3)]
+    )
     assert "plateau" not in codes(history(losses, lrs=lrs[:steps]), ERROR, WARNING)
 
 
 def test_symptoms_of_a_found_cause_drop_to_info() -> None:
     losses = np.linspace(2.31, 2.30, 400)
-    run = history(losses, np.full(20, 2.3), gradients=monitor_summary([0.05, 0.1], update_ratio=1e-6))
+    run = history(
+        losses, np.full(20, 2.3), gradients=monitor_summary([0.05, 0.1], update_ratio=1e-6)
+    )
     diagnosis = diagnose(run)
     assert diagnosis.primary == "lr_too_low"
     underfitting = next(f for f in diagnosis.findings if f.code == "underfitting")
@@ -334,7 +355,11 @@ def test_symptoms_of_a_found_cause_drop_to_info() -> None:
 def test_raw_inputs_on_wild_scales_are_unnormalized() -> None:
     run = healthy_run(
         step_losses=np.concatenate([[60.0, 40.0], decaying(20.0, 0.5, 398)]),
-        params={"data.feature_rms_max": 1060.0, "data.feature_std_ratio": 2.6e5, "dataset.normalize": "none"},
+        params={
+            "data.feature_rms_max": 1060.0,
+            "data.feature_std_ratio": 2.6e5,
+            "dataset.normalize": "none",
+        },
     )
     finding = diagnose(run).findings[0]
     assert (finding.code, finding.severity) == ("unnormalized_inputs", ERROR)
@@ -384,20 +409,33 @@ def test_imbalanced_data_judged_by_f1_and_learned_well_is_no_finding() -> None:
 
 @pytest.mark.parametrize(
     "relative, code",
-    [([30.0, 8.0, 2.0, 0.5, 0.1], "exploding_gradients"), ([1e-9, 1e-6, 1e-3, 0.1], "vanishing_gradients")],
+    [
+        ([30.0, 8.0, 2.0, 0.5, 0.1], "exploding_gradients"),
+        ([1e-9, 1e-6, 1e-3, 0.1], "vanishing_gradients"),
+    ],
 )
-def test_the_gradient_monitor_warns_with_the_doctors_detectors(relative: list[float], code: str) -> None:
+def test_the_gradient_monitor_warns_with_the_doctors_detectors(
+    relative: list[float], code: str
+) -> None:
     import torch
 
     from trainlab.train.gradient_monitor import GradientMonitor
 
     model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in relative])
-    monitor = GradientMonitor(model, every_n_steps=1, vanishing_threshold=1e-7, exploding_threshold=1e3, warn_every_n_steps=1)
+    monitor = GradientMonitor(
+        model,
+        every_n_steps=1,
+        vanishing_threshold=1e-7,
+        exploding_threshold=1e3,
+        warn_every_n_steps=1,
+    )
     for step in range(1, 6):
         monitor.steps.append(step)
         monitor._grad_norms.append(torch.tensor(relative))
         monitor._weight_norms.append(torch.ones(len(relative)))
         monitor._update_ratios.append(torch.full((len(relative),), 1e-3))
     warnings = monitor.check()
-    expected = next(f for f in diagnose(healthy_run(gradients=monitor.summary())).findings if f.code == code)
+    expected = next(
+        f for f in diagnose(healthy_run(gradients=monitor.summary())).findings if f.code == code
+    )
     assert warnings and warnings[0] == expected.headline()

@@ -86,7 +86,7 @@ def test_the_suggestions_sit_in_the_descent_of_a_known_curve() -> None:
     test = synthetic_test(lrs, list(losses))
     result = suggest(test, "valley")
     begin, lowest = valley_bounds(test.curve)
-    assert lrs[begin] == pytest.approx(10 ** -3.3, rel=0.5)
+    assert lrs[begin] == pytest.approx(10**-3.3, rel=0.5)
     assert 10**-1.3 < lrs[lowest] < 10**-0.8
     assert 1e-3 < result.lr < 1e-2
     assert 10**-3.5 < result.by_method["steepest"] < 10**-1.5
@@ -101,7 +101,7 @@ def test_a_curve_that_never_falls_says_the_pick_is_uncertain() -> None:
 
 
 def test_too_short_a_test_cannot_suggest() -> None:
-    with pytest.raises(ValueError, match="lr_find.start_lr"):
+    with pytest.raises(ValueError, match=r"lr_find\.start_lr"):
         suggest(synthetic_test([1e-3, 1e-2, 1e-1], [1.0, 0.9, 5.0]), "valley")
 
 
@@ -130,7 +130,9 @@ def test_the_range_test_restores_the_model_and_the_optimizer(make_cfg: ...) -> N
 def test_the_suggestion_falls_in_the_range_theory_gives(tmp_path: Path, make_cfg: ...) -> None:
     from trainlab.config.compose import compose_config
 
-    whitened = compose_config(least_squares_overrides(write_least_squares_csv(tmp_path / "w.csv"), "zscore"))
+    whitened = compose_config(
+        least_squares_overrides(write_least_squares_csv(tmp_path / "w.csv"), "zscore")
+    )
     _, result = find_lr(whitened)
     lowest = result.test.lrs[int(np.argmin(result.test.curve))]
     # Converges for lr < 1, fastest near 0.5: the loss bottoms out there and the test stops
@@ -156,8 +158,12 @@ def test_training_at_the_suggestion_converges(tmp_path: Path) -> None:
     from trainlab.train.recipe import JobContext, TrainingRecipe
 
     cfg = compose_config(
-        least_squares_overrides(write_least_squares_csv(tmp_path / "w.csv"), "zscore")
-        + ["trainer.max_epochs=3", "trainer.checkpoint=false", "trainer.progress=none"]
+        [
+            *least_squares_overrides(write_least_squares_csv(tmp_path / "w.csv"), "zscore"),
+            "trainer.max_epochs=3",
+            "trainer.checkpoint=false",
+            "trainer.progress=none",
+        ]
     )
     _, result = find_lr(cfg)
     recipe = TrainingRecipe(with_lr(cfg, result.suggestion.lr), JobContext(threads=1))
@@ -201,7 +207,9 @@ def test_lr_find_command_prints_saves_and_records(tmp_path: Path) -> None:
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "lr_find")}
     assert artifacts == {"lr_find/lr_find.png", "lr_find/lr_find.json"}
     saved = json.loads(
-        Path(client.download_artifacts(run.info.run_id, "lr_find/lr_find.json", str(tmp_path))).read_text()
+        Path(
+            client.download_artifacts(run.info.run_id, "lr_find/lr_find.json", str(tmp_path))
+        ).read_text()
     )
     assert saved["suggested_lr"] == pytest.approx(printed, rel=1e-2)
 
@@ -227,7 +235,9 @@ def test_lr_auto_trains_with_the_suggestion(tmp_path: Path) -> None:
     assert run.data.tags["trainlab.lr"] == "auto"
     assert 0.01 < suggested < 1.0
     client = client_for(uri)
-    assert metric_values(client, run.info.run_id, "train/lr")[0] == pytest.approx(suggested, rel=1e-5)
+    assert metric_values(client, run.info.run_id, "train/lr")[0] == pytest.approx(
+        suggested, rel=1e-5
+    )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "lr_find")}
     assert "lr_find/lr_find.png" in artifacts
     assert run.data.metrics["val/r2"] > 0.99
@@ -242,7 +252,9 @@ def test_lr_auto_is_validated_like_a_number(tmp_path: Path) -> None:
         done = run_cli("validate", bad, cwd=tmp_path)
         assert done.returncode == 2, explain(done)
         assert fragment in done.stderr and "Traceback" not in done.stderr
-    assert run_cli("validate", "optimizer.lr=auto", "scheduler=cyclic", cwd=tmp_path).returncode == 0
+    assert (
+        run_cli("validate", "optimizer.lr=auto", "scheduler=cyclic", cwd=tmp_path).returncode == 0
+    )
 
 
 def test_lr_find_rejects_a_bad_plot_name(tmp_path: Path) -> None:
@@ -263,7 +275,7 @@ def test_plot_marks_the_suggestion(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def make_cfg(make_cfg: ...) -> ...:  # noqa: F811 - narrows the shared fixture: one thread
+def make_cfg(make_cfg: ...) -> ...:
     def compose(*overrides: str) -> DictConfig:
         cfg = make_cfg(*overrides)
         with open_dict(cfg):

@@ -77,7 +77,9 @@ def train_and_diagnose(name: str, tmp_path: Path) -> tuple[Any, dict[str, Any], 
     report = json.loads(diagnosed.stdout)
     client = client_for(uri)
     logged = json.loads(
-        Path(client.download_artifacts(run.info.run_id, "diagnosis.json", str(tmp_path))).read_text()
+        Path(
+            client.download_artifacts(run.info.run_id, "diagnosis.json", str(tmp_path))
+        ).read_text()
     )
     assert logged["primary"] == report["primary"]
     assert [f["code"] for f in logged["findings"]] == [f["code"] for f in report["findings"]]
@@ -114,7 +116,9 @@ def test_every_preset_gets_its_diagnosis(name: str, tmp_path: Path) -> None:
 
 
 def test_diagnose_reports_in_words_and_rejects_unknown_runs(tmp_path: Path) -> None:
-    done = run_cli("diagnose", "0123456789abcdef", f"tracking.uri={sqlite_uri(tmp_path)}", cwd=tmp_path)
+    done = run_cli(
+        "diagnose", "0123456789abcdef", f"tracking.uri={sqlite_uri(tmp_path)}", cwd=tmp_path
+    )
     assert done.returncode == 2 and "no run '0123456789abcdef'" in done.stderr
     assert "Traceback" not in done.stderr
     assert run_cli("diagnose", "--help", cwd=tmp_path).stdout.startswith("usage: trainlab diagnose")

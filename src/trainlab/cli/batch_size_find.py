@@ -132,13 +132,19 @@ def record(cfg: Any, overrides: list[str], result: Any, config: dict[str, Any]) 
         for trial in result.trials:
             if trial.status == "ok":
                 points += [
-                    ("batch_size_find/samples_per_second", trial.samples_per_second, trial.batch_size),
+                    (
+                        "batch_size_find/samples_per_second",
+                        trial.samples_per_second,
+                        trial.batch_size,
+                    ),
                     ("batch_size_find/steps_per_second", trial.steps_per_second, trial.batch_size),
                     ("batch_size_find/peak_memory_mb", trial.peak_memory_mb, trial.batch_size),
                     ("batch_size_find/activation_mb", trial.activation_mb, trial.batch_size),
                 ]
         tracker.log_metrics(points)
-        tracker.log_text(json.dumps(result.as_dict(), indent=2, default=str), "batch_size_find.json")
+        tracker.log_text(
+            json.dumps(result.as_dict(), indent=2, default=str), "batch_size_find.json"
+        )
         lines = ["\t".join(HEADERS)] + ["\t".join(row) for row in table_rows(result)]
         tracker.log_text("\n".join(lines) + "\n", "batch_size_find.tsv")
     except Exception:

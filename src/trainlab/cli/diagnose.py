@@ -32,7 +32,9 @@ def parse(args: list[str]) -> tuple[str, bool, list[str]]:
         if arg == "--json":
             as_json = True
         elif arg.startswith("-"):
-            raise UsageError(f"unknown option {arg!r}; options: --json. See `trainlab diagnose --help`.")
+            raise UsageError(
+                f"unknown option {arg!r}; options: --json. See `trainlab diagnose --help`."
+            )
         elif "=" in arg:
             overrides.append(arg)
         else:

@@ -84,7 +84,9 @@ def feature_scale(features: np.ndarray) -> dict[str, Any]:
 def profile_split(split: Any, loss: Any) -> DataProfile:
     """The profile of a :class:`~trainlab.data.split.Split` for the run's loss."""
     info = split.info
-    profile = DataProfile(train_rows=len(split.train_targets), **feature_scale(split.train_features))
+    profile = DataProfile(
+        train_rows=len(split.train_targets), **feature_scale(split.train_features)
+    )
     if info.task == "classification":
         counts = np.bincount(split.train_targets.astype(np.int64), minlength=info.num_classes)
         profile.class_counts = [int(c) for c in counts]

@@ -178,7 +178,9 @@ class RunHistory:
         if gradients is None and GRADIENTS_ARTIFACT in artifacts:
             gradients = _read_json_artifact(client, run_id, GRADIENTS_ARTIFACT)
         if error is None:
-            error = _read_text_artifact(client, run_id, "error.txt") if "error.txt" in artifacts else ""
+            error = (
+                _read_text_artifact(client, run_id, "error.txt") if "error.txt" in artifacts else ""
+            )
         return cls(
             series=series,
             params=dict(run.data.params),

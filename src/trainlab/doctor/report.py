@@ -78,7 +78,10 @@ def short_summary(diagnosis: Diagnosis) -> str:
         if first is not None:
             head += f" {first.evidence}"
         return head
-    lines = [f"Diagnosis: {first.code} ({first.severity}): {first.evidence}", f"  Try: {first.advice}"]
+    lines = [
+        f"Diagnosis: {first.code} ({first.severity}): {first.evidence}",
+        f"  Try: {first.advice}",
+    ]
     others = [f.code for f in diagnosis.problems[1:]]
     if others:
         lines.append(f"  Also found: {', '.join(others)}.")

@@ -36,5 +36,7 @@ def diagnose_ending_run(
         tracker.set_tags({DIAGNOSIS_TAG: diagnosis.primary})
         return diagnosis
     except Exception as failure:  # the run itself is fine; say why there is no diagnosis
-        log.warning("no diagnosis for run %s: %s: %s", tracker.run_id, type(failure).__name__, failure)
+        log.warning(
+            "no diagnosis for run %s: %s: %s", tracker.run_id, type(failure).__name__, failure
+        )
         return None

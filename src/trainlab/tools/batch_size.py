@@ -92,7 +92,10 @@ class MemoryMeter:
         if self.device.type == "cuda":
             return "CUDA max_memory_allocated (tensors), reset per batch size"
         if self.resettable:
-            return "CPU: peak resident memory of the process (Linux VmHWM, reset per batch size), growth over its start"
+            return (
+                "CPU: peak resident memory of the process (Linux VmHWM, reset per batch size), "
+                "growth over its start"
+            )
         return "CPU: peak resident memory of the process so far (ru_maxrss), growth over its start"
 
     def reset(self) -> None:
@@ -152,7 +155,9 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
-def saved_activation_mb(parts: Any, controls: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+def saved_activation_mb(
+    parts: Any, controls: Any, batch: tuple[torch.Tensor, torch.Tensor]
+) -> float:
     """MB of the tensors one training step saves for backward, parameters excluded (a tensor
     saved by two operations, a ReLU output and the next layer's input, counted once)."""
     from trainlab.tools.probe import training_step
@@ -218,7 +223,9 @@ def search(parts: Any, controls: Any, device: torch.device, settings: Any) -> Se
     rows), stopping at an out-of-memory error or past ``max_memory_mb``."""
     rows = len(parts.batcher.targets)
     largest = int(settings.max_batch_size) if settings.max_batch_size is not None else rows
-    sizes = candidate_sizes(int(settings.min_batch_size), max(1, min(largest, 2 ** math.ceil(math.log2(rows)))))
+    sizes = candidate_sizes(
+        int(settings.min_batch_size), max(1, min(largest, 2 ** math.ceil(math.log2(rows))))
+    )
     meter = MemoryMeter(device)
     trials: list[Trial] = []
     limit = settings.max_memory_mb
@@ -236,7 +243,10 @@ def search(parts: Any, controls: Any, device: torch.device, settings: Any) -> Se
             break
         if limit is not None and trial.peak_memory_mb > float(limit):
             trial.status = OVER_LIMIT
-            trial.note = f"peak {trial.peak_memory_mb:.0f} MB > batch_size_find.max_memory_mb={float(limit):g}"
+            trial.note = (
+                f"peak {trial.peak_memory_mb:.0f} MB > "
+                f"batch_size_find.max_memory_mb={float(limit):g}"
+            )
             trials.append(trial)
             break
         trials.append(trial)
@@ -268,7 +278,8 @@ def recommend(trials: list[Trial], fraction: float) -> tuple[int | None, str]:
         )
     else:
         reason = (
-            f"{pick.batch_size} reaches {100 * pick.samples_per_second / best.samples_per_second:.0f}% "
+            f"{pick.batch_size} reaches "
+            f"{100 * pick.samples_per_second / best.samples_per_second:.0f}% "
             f"of the best throughput ({best.batch_size}: {best.samples_per_second:,.0f} samples/s) "
             f"with {_memory_ratio(pick, best)} and {best.batch_size // pick.batch_size}x the "
             "optimizer steps per epoch; larger batches add little speed"

@@ -249,7 +249,9 @@ class LrFindResult:
     def report(self) -> list[str]:
         """What the command prints: the suggestion, how it was chosen, the other rules."""
         s, t = self.suggestion, self.test
-        others = ", ".join(f"{name} {lr:.3g}" for name, lr in s.by_method.items() if name != s.method)
+        others = ", ".join(
+            f"{name} {lr:.3g}" for name, lr in s.by_method.items() if name != s.method
+        )
         return [
             s.line(),
             f"  how: {s.explanation}.",

@@ -75,9 +75,9 @@ def register_schemas() -> None:
 __all__ = [
     "GROUP_SCHEMAS",
     "BatchSizeFindConfig",
-    "LrFindConfig",
     "DatasetConfig",
     "LossConfig",
+    "LrFindConfig",
     "ModelConfig",
     "OptimizerConfig",
     "SchedulerConfig",

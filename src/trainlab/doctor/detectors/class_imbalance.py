@@ -31,7 +31,9 @@ def detect(run: RunHistory) -> Finding | None:
         return None
     majority = run.param("data.val_majority_accuracy")
     accuracy = epoch_series(run, "val/acc")
-    final_accuracy = float(accuracy[-1]) if len(accuracy) and np.isfinite(accuracy[-1]) else math.nan
+    final_accuracy = (
+        float(accuracy[-1]) if len(accuracy) and np.isfinite(accuracy[-1]) else math.nan
+    )
     monitor = run.text("trainer.monitor")
     largest, smallest = int(counts_array.argmax()), int(counts_array.argmin())
     balanced_name, balanced = _balanced_metric(run, len(counts), smallest)
@@ -40,9 +42,7 @@ def detect(run: RunHistory) -> Finding | None:
         if math.isfinite(final_accuracy) and math.isfinite(majority) and majority < 1
         else math.nan
     )
-    collapsed = math.isfinite(margin) and margin < 0.25 and (
-        math.isnan(balanced) or balanced < 0.5
-    )
+    collapsed = math.isfinite(margin) and margin < 0.25 and (math.isnan(balanced) or balanced < 0.5)
     if monitor != "val/acc" and not collapsed:
         return None
     evidence = (

@@ -31,7 +31,9 @@ ADVICE = (
 )
 
 
-def from_gradients(gradients: GradientHistory, threshold: float = DEFAULT_THRESHOLD) -> Finding | None:
+def from_gradients(
+    gradients: GradientHistory, threshold: float = DEFAULT_THRESHOLD
+) -> Finding | None:
     """The depth and size checks on the gradient monitor's samples alone."""
     total = _monitor_totals(gradients)
     if len(total) and np.isfinite(total).any() and float(np.nanmax(total)) > threshold:
@@ -55,7 +57,7 @@ def from_gradients(gradients: GradientHistory, threshold: float = DEFAULT_THRESH
         ERROR if -profile.change >= DEPTH_ERROR else WARNING,
         f"gradients grow towards the input: relative gradient (norm / weight norm) "
         f"{fmt(first)} in layer {profile.layers[0]} but {fmt(last)} in {profile.layers[-1]}, "
-        f"about {fmt(10 ** -profile.change)}x across {profile.depth} layers (healthy: "
+        f"about {fmt(10**-profile.change)}x across {profile.depth} layers (healthy: "
         "within about 10x).",
         ADVICE,
         {
@@ -82,7 +84,8 @@ def detect(run: RunHistory) -> Finding | None:
         candidates.append(from_gradients(run.gradients, threshold))
     found = [c for c in candidates if c is not None]
     errors = [c for c in found if c.severity == ERROR]
-    return (errors or found or [None])[0]
+    ranked = errors or found
+    return ranked[0] if ranked else None
 
 
 def _size_and_growth(run: RunHistory, threshold: float) -> Finding | None:

@@ -39,7 +39,7 @@ def detect(run: RunHistory) -> Finding | None:
     curve = loss_curve(run)
     if curve is None:
         return None
-    first_lr, peak_lr, _ = learning_rate_range(run)
+    _, peak_lr, _ = learning_rate_range(run)
     ratio = early_update_ratio(run)
     steps_note = (
         f" The first sampled updates changed the weights by {fmt(ratio)} of their size per "
@@ -62,8 +62,7 @@ def detect(run: RunHistory) -> Finding | None:
             CODE,
             ERROR,
             f"the loss became NaN or infinite at step {curve.nonfinite_step}{lr_note}; the "
-            f"last finite loss was {fmt(last)} (it started at {fmt(curve.initial)})."
-            + steps_note,
+            f"last finite loss was {fmt(last)} (it started at {fmt(curve.initial)})." + steps_note,
             ADVICE,
             {**details, "nonfinite_step": curve.nonfinite_step},
         )

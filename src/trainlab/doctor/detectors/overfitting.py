@@ -63,7 +63,10 @@ def detect(run: RunHistory) -> Finding | None:
         CODE,
         ERROR if share >= RISE_ERROR else WARNING,
         f"the validation loss was lowest around epoch {best + 1} ({fmt(lowest)}) and climbed "
-        f"to {fmt(final)} over the last {tail} of {len(val)} epochs (+{fmt(100 * relative)}%)" + train_note + metric_note + ".",
+        f"to {fmt(final)} over the last {tail} of {len(val)} epochs (+{fmt(100 * relative)}%)"
+        + train_note
+        + metric_note
+        + ".",
         ADVICE,
         {
             "best_epoch": best + 1,

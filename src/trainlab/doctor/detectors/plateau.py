@@ -79,7 +79,11 @@ def detect(run: RunHistory) -> Finding | None:
             WARNING,
             f"the training loss stayed at {fmt(level)} from epoch {start + 1} to {end + 1} "
             f"({fmt(100 * share)}% of the run"
-            + (f"; a constant prediction scores {fmt(reference)}" if math.isfinite(reference) else "")
+            + (
+                f"; a constant prediction scores {fmt(reference)}"
+                if math.isfinite(reference)
+                else ""
+            )
             + f") before falling to {fmt(final)}"
             + (f", with the learning rate at {fmt(stall_lr)}" if math.isfinite(stall_lr) else "")
             + ".",

@@ -50,7 +50,8 @@ def detect(run: RunHistory) -> Finding | None:
         if len(values) and np.isfinite(values[-1]):
             metric = f"; {name} {fmt(values[-1])}"
             if name == "val/acc" and math.isfinite(run.param("data.val_majority_accuracy")):
-                metric += f" (always predicting the largest class: {fmt(run.param('data.val_majority_accuracy'))})"
+                majority = run.param("data.val_majority_accuracy")
+                metric += f" (always predicting the largest class: {fmt(majority)})"
             break
     parameters = run.param("model.num_parameters")
     size = f"; the model has {int(parameters)} parameters" if math.isfinite(parameters) else ""

@@ -60,7 +60,8 @@ def from_gradients(
     return Finding(
         CODE,
         ERROR if profile.change >= DEPTH_ERROR or stuck else WARNING,
-        f"layers {_list(starved)}: relative gradient (norm / weight norm) {fmt(profile.relative[0])} "
+        f"layers {_list(starved)}: relative gradient (norm / weight norm) "
+        f"{fmt(profile.relative[0])} "
         f"in the first layer {names[0]} but {fmt(reference)} in the last, {names[-1]}: about "
         f"{fmt(10**profile.change)}x smaller across {profile.depth} layers (healthy: within "
         "about 10x)" + ("; the loss never left a constant prediction's" if stuck else "") + ".",
