@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("trainlab.cli.resume", "continue a run from its last good checkpoint"),
     "plot-schedule": ("trainlab.cli.plot_schedule", "draw the LR over a run, no training"),
     "ui": ("trainlab.cli.ui", "open the MLflow UI on the configured store"),
+    "sync": ("trainlab.cli.sync", "send metrics a run saved while its store was unreachable"),
 }
 
 USAGE = """usage: trainlab <command> [ARGS]

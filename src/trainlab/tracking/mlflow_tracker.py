@@ -1,19 +1,23 @@
 """The MLflow implementation of :class:`~trainlab.tracking.base.Tracker`, on MlflowClient.
 
-One run per training job. Metrics go through a background :class:`MetricWriter`; params in
-batches of 100; checkpoints are written straight into the run's artifact folder when the
-store is local, and uploaded at the end otherwise.
+One run per training job. Metrics go through a :class:`MetricWriter` (a child process owns
+their store writes); params in batches of 100; checkpoints are written straight into the run's
+artifact folder when the store is local, and uploaded at the end otherwise.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
+from trainlab.tracking.replay import replay_path_for
+from trainlab.tracking.sender import SenderSettings
 from trainlab.tracking.store import ensure_experiment, local_artifact_dir, make_client
 from trainlab.tracking.writer import MetricWriter
+
+log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
@@ -29,6 +33,8 @@ class MlflowTracker:
         run_name: str | None,
         tags: dict[str, str],
         parent_run_id: str | None = None,
+        flush_every_s: float = 1.0,
+        preload: tuple[str, ...] = (),
     ) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -39,10 +45,12 @@ class MlflowTracker:
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        self._start(run)
+        self._start(run, flush_every_s, preload=preload)
 
     @classmethod
-    def reopen(cls, uri: str, run_id: str) -> MlflowTracker:
+    def reopen(
+        cls, uri: str, run_id: str, flush_every_s: float = 1.0, preload: tuple[str, ...] = ()
+    ) -> MlflowTracker:
         """Continue an existing run (resume): back to RUNNING, same run id. Points already in
         the store (logged before an interruption) are not sent twice."""
         tracker = cls.__new__(cls)
@@ -51,33 +59,38 @@ class MlflowTracker:
         run = tracker.client.get_run(run_id)
         tracker.experiment_id = run.info.experiment_id
         tracker.client.update_run(run_id, status="RUNNING")
-        tracker._start(run)
-        for key in run.data.metrics:
-            history = tracker.client.get_metric_history(run_id, key)
-            tracker._logged_up_to[key] = max(point.step for point in history)
+        logged_up_to = {
+            key: max(point.step for point in tracker.client.get_metric_history(run_id, key))
+            for key in run.data.metrics
+        }
+        tracker._start(run, flush_every_s, logged_up_to, preload)
         return tracker
 
-    def _start(self, run: Any) -> None:
+    def _start(
+        self,
+        run: Any,
+        flush_every_s: float,
+        logged_up_to: dict[str, int] | None = None,
+        preload: tuple[str, ...] = (),
+    ) -> None:
         self.run_id: str = run.info.run_id
         self.run_name: str = run.info.run_name
         self._artifact_dir = local_artifact_dir(run.info.artifact_uri)
         # For a remote artifact store, checkpoints live here until uploaded at the end (and
         # stay findable by `trainlab resume` if the process dies first).
         self._staging = Path("outputs") / "checkpoints" / self.run_id
-        self._logged_up_to: dict[str, int] = {}
-        self._writer = MetricWriter(self._send_metrics)
+        # A resumed run does not send again what the interrupted process already sent.
+        self._writer = MetricWriter(
+            SenderSettings(
+                uri=self.uri,
+                run_id=self.run_id,
+                flush_every_s=flush_every_s,
+                logged_up_to=logged_up_to or {},
+                replay_path=str(replay_path_for(self.run_id)),
+                preload=preload,
+            )
+        )
         self._closed = False
-
-    def _send_metrics(self, points: list[tuple[str, float, int]]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        if self._logged_up_to:  # resumed: drop what the interrupted process already sent
-            points = [p for p in points if p[2] > self._logged_up_to.get(p[0], -1)]
-        metrics = [Metric(name, value, now, step) for name, value, step in points]
-        if not metrics:
-            return
-        self.client.log_batch(self.run_id, metrics=metrics, synchronous=True)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -100,6 +113,19 @@ class MlflowTracker:
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_rendered(self, function: str, data: Any, artifact_path: str) -> None:
+        """Artifacts drawn by ``function(data, folder)`` ("module:function"): in the metric
+        sender process when it runs (the training process does not wait for matplotlib)."""
+        if self._writer.render(function, data, artifact_path):
+            return
+        import tempfile
+
+        from trainlab.tracking.sender import render
+
+        with tempfile.TemporaryDirectory(prefix="trainlab-render-") as folder:
+            render(function, data, Path(folder))
+            self.client.log_artifacts(self.run_id, folder, artifact_path)
+
     def checkpoint_dir(self) -> Path:
         folder = (self._artifact_dir or self._staging) / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,8 +141,15 @@ class MlflowTracker:
         problems = self._writer.close()
         if error:
             self.log_text(error, "error.txt")
+        for path, count in self._writer.unsent:
+            log.warning(
+                "%d metric points could not reach the tracking store and were saved to %s; "
+                "send them with: trainlab sync %s",
+                count,
+                path,
+                path,
+            )
         if problems:
-            status = "FAILED" if status == "FINISHED" else status
             self.log_text("\n".join(map(str, problems)), "tracking_errors.txt")
         if self._artifact_dir is None and (self._staging / "checkpoints").is_dir():
             self.client.log_artifacts(

@@ -156,6 +156,7 @@ def train_and_track(
 def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import source_tags
+    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
 
     uri = str(cfg.tracking.uri)
     if uri.startswith(("http://", "https://")):
@@ -170,6 +171,8 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
         run_name=name,
         tags=tags,
         parent_run_id=context.parent_run_id,
+        flush_every_s=float(cfg.tracking.flush_every_s),
+        preload=GRADIENT_ARTIFACT_MODULES if cfg.trainer.gradient_monitor.every_n_steps else (),
     )
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +40,10 @@ from trainlab.train.checkpoint import (
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
+
+GRADIENT_ARTIFACTS = "trainlab.train.gradient_monitor:write_artifacts"
+# What drawing the gradient artifacts imports; the metric sender loads it while the run trains.
+GRADIENT_ARTIFACT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 @dataclass
@@ -331,14 +333,20 @@ class TrainingRecipe:
         finally:
             if checkpoints is not None:
                 checkpoints.close()
-            if self.gradient_monitor is not None:
-                with tempfile.TemporaryDirectory(prefix="trainlab-gradients-") as folder:
-                    for path in self.gradient_monitor.write(Path(folder)):
-                        tracker.log_artifact(path, "gradients")
+            if self.gradient_monitor is not None and self.gradient_monitor.steps:
+                tracker.log_rendered(
+                    GRADIENT_ARTIFACTS, self.gradient_monitor.summary(), "gradients"
+                )
 
     def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
-        position = dataclasses.asdict(progress)
+        # Not dataclasses.asdict: it deep-copies the whole history on every checkpoint. The
+        # history's rows are never changed once appended, so copying the lists is enough.
+        position = {
+            f.name: getattr(progress, f.name) for f in dataclasses.fields(progress)
+        }
+        position["history"] = list(progress.history)
+        position["epoch_losses"] = list(progress.epoch_losses)
         return {
             "model": self.parts.model.state_dict(),
             "optimizer": self.parts.optimizer.state_dict(),
