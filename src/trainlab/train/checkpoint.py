@@ -192,6 +192,12 @@ class BackgroundCheckpointWriter:
         self._thread = threading.Thread(target=self._work, name="trainlab-checkpoints", daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def snapshot(state: dict[str, Any]) -> dict[str, Any]:
+        """The copy :meth:`submit` takes, for a caller that keeps a state for later."""
+        copied: dict[str, Any] = snapshot(state, FRESH_ENTRIES)
+        return copied
+
     def submit(self, state: dict[str, Any], write: Callable[[dict[str, Any]], None]) -> None:
         if self._error is not None:
             raise self._error

@@ -36,6 +36,7 @@ from trainlab.train.checkpoint import (
     CheckpointFolder,
     capture_rng_state,
     restore_rng_state,
+    save_checkpoint,
 )
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.gradient_monitor import GradientMonitor
@@ -119,30 +120,52 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class CheckpointWriter(EpochListener):
-    """Checkpoints after every epoch (and every ``checkpoint_every_n_steps``), ``best.pt``
-    when the monitor improves. Written in the background after the metrics queued so far
-    have reached the store, so a checkpoint never runs ahead of the recorded history."""
+    """Checkpoints at epoch ends, every ``checkpoint_every_n_steps``, at the end of training
+    and on interrupts; ``best.pt`` when the monitor improves. Written in the background after
+    the metrics queued so far have reached the store, so a checkpoint never runs ahead of the
+    recorded history.
+
+    An epoch-end checkpoint is skipped when the last one is younger than
+    ``trainer.checkpoint_min_interval_s``: twenty 1 MB writes a second (a small model's
+    epochs) buy no safety and cost a tenth of the run. A skipped improvement is kept in memory
+    (the weights only) and written as ``best.pt`` with the next checkpoint, so ``best.pt``
+    always ends up holding the best epoch."""
 
     def __init__(self, recipe: TrainingRecipe, tracker: Tracker) -> None:
+        trainer = recipe.cfg.trainer
         self.recipe = recipe
         self.tracker = tracker
-        self.folder = CheckpointFolder(
-            tracker.checkpoint_dir(), recipe.cfg.trainer.keep_last_checkpoints
-        )
+        self.folder = CheckpointFolder(tracker.checkpoint_dir(), trainer.keep_last_checkpoints)
         self.writer = BackgroundCheckpointWriter()
+        self.min_interval_s = float(trainer.checkpoint_min_interval_s)
+        self.last_written_at = -math.inf
+        self.last_written_step = -1
+        self.pending_best: dict[str, Any] | None = None  # an improvement not yet on disk
 
     def _submit(self, progress: Progress, best: bool) -> None:
+        pending_best, self.pending_best = self.pending_best, None
+
         def write(state: dict[str, Any]) -> None:
             self.tracker.flush()
+            if pending_best is not None and not best:
+                save_checkpoint(pending_best, self.folder.best)
             self.folder.save(state, best=best)
 
+        self.last_written_at, self.last_written_step = time.monotonic(), progress.step
         self.writer.submit(self.recipe.checkpoint_state(progress), write)
 
     def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
-        self._submit(progress, best=improved)
+        if time.monotonic() - self.last_written_at >= self.min_interval_s:
+            self._submit(progress, best=improved)
+        elif improved:
+            self.pending_best = self.writer.snapshot(self.recipe.best_state(progress))
 
     def on_checkpoint(self, progress: Progress) -> None:
         self._submit(progress, best=False)
+
+    def on_train_end(self, progress: Progress) -> None:
+        if progress.step != self.last_written_step or self.pending_best is not None:
+            self._submit(progress, best=False)
 
     def save_now(self, progress: Progress) -> None:
         """A checkpoint of the current state, on disk when this returns (interrupts)."""
@@ -173,7 +196,9 @@ class Listeners(EpochListener):
             listener.on_checkpoint(progress)
 
     def on_train_end(self, progress: Progress) -> None:
-        for listener in self.listeners:
+        # In reverse, as a teardown: the final checkpoint is taken before early stopping
+        # puts the best weights back.
+        for listener in reversed(self.listeners):
             listener.on_train_end(progress)
 
 
@@ -331,12 +356,13 @@ class TrainingRecipe:
                 controls=controls,
             )
         finally:
-            if checkpoints is not None:
-                checkpoints.close()
+            # The drawing starts first: it overlaps with the last checkpoint writes.
             if self.gradient_monitor is not None and self.gradient_monitor.steps:
                 tracker.log_rendered(
                     GRADIENT_ARTIFACTS, self.gradient_monitor.summary(), "gradients"
                 )
+            if checkpoints is not None:
+                checkpoints.close()
 
     def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
@@ -365,6 +391,18 @@ class TrainingRecipe:
             ),
             "rng": capture_rng_state(),
             "data_position": {"epoch": progress.epoch, "batch": progress.batch_in_epoch},
+            "config": self.config_dict,
+            "run_id": self.run_id,
+        }
+
+    def best_state(self, progress: Progress) -> dict[str, Any]:
+        """What ``best.pt`` holds when it is written apart from a full checkpoint: the weights
+        and where they came from (not the optimizer; resuming uses ``last.pt``)."""
+        return {
+            "model": self.parts.model.state_dict(),
+            "epoch": progress.epoch,
+            "step": progress.step,
+            "best": {"monitor": self.monitor, "value": progress.best_value},
             "config": self.config_dict,
             "run_id": self.run_id,
         }
