@@ -155,13 +155,13 @@ def train_and_track(
 
 def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
-    from trainlab.tracking.run_tags import source_tags
+    from trainlab.tracking.run_tags import run_name_from, source_tags
     from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
 
     uri = str(cfg.tracking.uri)
     if uri.startswith(("http://", "https://")):
         _ping_server(uri)
-    name = cfg.tracking.run_name or (",".join(context.overrides) or None)
+    name = cfg.tracking.run_name or run_name_from(context.overrides)
     tags = {**source_tags(), "trainlab.overrides": " ".join(context.overrides)}
     if context.command:
         tags["trainlab.command"] = context.command
