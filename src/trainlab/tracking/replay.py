@@ -5,8 +5,9 @@ database), the metric sender writes the points it still holds to
 ``outputs/unsent/<run id>-<pid>.jsonl`` and the run prints the command that sends them:
 ``trainlab sync outputs/unsent/<file>``. A file is JSON lines: a header
 ``{"trainlab_replay": 1, "uri": ..., "run_id": ...}``, then one ``[name, value, step,
-timestamp_ms]`` per point, and optionally ``{"status": "FINISHED"}`` lines (the run's end,
-when setting it failed too).
+timestamp_ms]`` per point, ``{"artifacts": folder, "path": artifact_path}`` for files that
+could not be uploaded (kept in that local folder), ``{"tags": "<json>"}``, and
+``{"status": "FINISHED"}`` (the run's end, when setting it failed too).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def replay_path_for(run_id: str) -> Path:
     return (UNSENT_DIR / f"{run_id}-{os.getpid()}.jsonl").resolve()
 
 
+def kept_artifacts_dir(replay_path: str | Path) -> Path:
+    """Where files that could not be uploaded wait, beside the run's replay file."""
+    replay = Path(replay_path)
+    return replay.parent / f"{replay.stem}-artifacts"
+
+
 def write_points(
     path: str | Path, uri: str, run_id: str, points: list[tuple[str, float, int, int]]
 ) -> Path:
@@ -42,11 +49,12 @@ def write_points(
     return target
 
 
-def write_status(path: str | Path, uri: str, run_id: str, status: str) -> Path:
-    """Record the run's final status in its replay file (setting it in the store failed)."""
+def write_item(path: str | Path, uri: str, run_id: str, item: dict[str, str]) -> Path:
+    """Record a status (``{"status": ...}``) or a folder of artifacts to upload
+    (``{"artifacts": folder, "path": artifact_path}``) in the run's replay file."""
     target = write_points(path, uri, run_id, [])
     with target.open("a", encoding="utf-8") as file:
-        file.write(json.dumps({"status": status}) + "\n")
+        file.write(json.dumps(item) + "\n")
     return target
 
 
@@ -59,6 +67,8 @@ class ReplayFile:
     run_id: str
     points: list[tuple[str, float, int, int]] = field(default_factory=list)
     status: str | None = None
+    artifacts: list[tuple[Path, str]] = field(default_factory=list)  # (local folder, path)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def read_replay_file(path: Path) -> ReplayFile:
@@ -85,6 +95,10 @@ def read_replay_file(path: Path) -> ReplayFile:
             raise ValueError(f"{path}: line {number} is not JSON") from None
         if isinstance(item, dict) and "status" in item:
             replay.status = str(item["status"])
+        elif isinstance(item, dict) and "tags" in item:
+            replay.tags.update(json.loads(str(item["tags"])))
+        elif isinstance(item, dict) and "artifacts" in item:
+            replay.artifacts.append((Path(str(item["artifacts"])), str(item.get("path", ""))))
         elif isinstance(item, list) and len(item) == 4:
             name, value, step, stamp = item
             replay.points.append((str(name), float(value), int(step), int(stamp)))
@@ -94,8 +108,8 @@ def read_replay_file(path: Path) -> ReplayFile:
 
 
 def sync(replay: ReplayFile, uri: str | None = None) -> tuple[int, int]:
-    """Send a replay file's points (those not already in the store) and its status.
-    Returns ``(sent, already_there)``."""
+    """Send a replay file's points (those not already in the store), upload its kept
+    artifact folders, then set its status. Returns ``(sent, already_there)``."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -113,6 +127,12 @@ def sync(replay: ReplayFile, uri: str | None = None) -> tuple[int, int]:
             metrics=[Metric(name, value, stamp, step) for name, value, step, stamp in chunk],
             synchronous=True,
         )
+    if replay.tags:
+        for key, value in replay.tags.items():
+            client.set_tag(replay.run_id, key, value)
+    for folder, artifact_path in dict.fromkeys(replay.artifacts):
+        if folder.is_dir():
+            client.log_artifacts(replay.run_id, str(folder), artifact_path or None)
     if replay.status is not None:
         client.set_terminated(replay.run_id, status=replay.status)
     return len(fresh), len(replay.points) - len(fresh)

@@ -41,6 +41,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
+from trainlab.tracking.replay import kept_artifacts_dir, write_item, write_points
+
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # then every 30 s
 Point = tuple[str, float, int, int]  # name, value, step, timestamp in ms
@@ -173,7 +175,7 @@ class Sender:
         if self.pending:
             self._send_pending()
         if not self.pending and self.renders:
-            self._render_all()
+            self.render_all()
         if not self.pending and self.acked_seq < self.received_seq:
             self.acked_seq = self.received_seq
             self.flush_wanted = False
@@ -184,7 +186,7 @@ class Sender:
             self.store = self.make_store()
         return self.store
 
-    def _render_all(self) -> None:
+    def render_all(self) -> None:
         """Draw the queued artifacts and log them; files that cannot be logged are kept
         beside the replay file."""
         while self.renders:
@@ -195,9 +197,14 @@ class Sender:
                 try:
                     self._connected().log_artifacts(folder, artifact_path)
                 except Exception as error:
-                    kept = Path(self.settings.replay_path or "unsent").with_suffix("")
-                    kept = kept.parent / f"{kept.name}-artifacts" / artifact_path
+                    kept = kept_artifacts_dir(self.settings.replay_path) / artifact_path
                     shutil.copytree(folder, kept, dirs_exist_ok=True)
+                    write_item(
+                        self.settings.replay_path,
+                        self.settings.uri,
+                        self.settings.run_id,
+                        {"artifacts": str(kept), "path": artifact_path},
+                    )
                     self.reply(
                         (
                             "error",
@@ -260,8 +267,6 @@ class Sender:
 
 def write_replay_file(settings: SenderSettings, points: list[Point]) -> str:
     """The unsent points as JSON lines beside the outputs, for ``trainlab sync``."""
-    from trainlab.tracking.replay import write_points
-
     return str(write_points(settings.replay_path, settings.uri, settings.run_id, points))
 
 
@@ -320,6 +325,8 @@ def serve(
     except BaseException as error:  # report, then save what is left
         reply(("error", f"the metric sender stopped: {type(error).__name__}: {error}"))
     finally:
+        if sender.renders:  # drawn even when the store is away: the files are kept for sync
+            sender.render_all()
         if sender.pending:
             path = write_replay_file(settings, sender.pending)
             reply(("unsent", path, len(sender.pending)))
