@@ -11,6 +11,7 @@ On Linux the child is forked (instant, nothing to import again); elsewhere it is
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import sys
@@ -40,6 +41,9 @@ class MetricWriter:
             name="trainlab-metric-sender",
             daemon=False,  # never killed at interpreter exit with points still unsent
         )
+        self._forked = method == "fork"
+        if self._forked:
+            _freeze_heap()
         self._process.start()
         child_inbox.close()
         child_outbox.close()
@@ -90,6 +94,8 @@ class MetricWriter:
                 self.errors.append(f"the metric sender did not finish within {timeout_s:.0f} s")
             self._reader.join(5)
             self._to_child.close()
+            if self._forked:
+                _unfreeze_heap()
             if self._orphans:
                 from trainlab.tracking.replay import write_points
 
@@ -149,3 +155,24 @@ class MetricWriter:
             self._child_gone = True
             self._state.notify_all()
         self._from_child.close()
+
+
+# After a fork, every page the parent writes to is copied (copy-on-write) while the child
+# lives. A full garbage collection writes to the header of every tracked object, so the first
+# one after the fork copies most of the heap: measured ~0.2 s of a 1.3 s run. Objects that
+# exist when the child is forked are moved out of the collector's reach until it is closed.
+_frozen = 0
+
+
+def _freeze_heap() -> None:
+    global _frozen
+    if _frozen == 0:
+        gc.freeze()
+    _frozen += 1
+
+
+def _unfreeze_heap() -> None:
+    global _frozen
+    _frozen -= 1
+    if _frozen == 0:
+        gc.unfreeze()
