@@ -128,8 +128,8 @@ class CheckpointWriter(EpochListener):
     An epoch-end checkpoint is skipped when the last one is younger than
     ``trainer.checkpoint_min_interval_s``: twenty 1 MB writes a second (a small model's
     epochs) buy no safety and cost a tenth of the run. A skipped improvement is kept in memory
-    (the weights only) and written as ``best.pt`` with the next checkpoint, so ``best.pt``
-    always ends up holding the best epoch."""
+    (a snapshot of the full state) and written as ``best.pt`` with the next checkpoint, so
+    ``best.pt`` always ends up holding the best epoch, in the same format as ``last.pt``."""
 
     def __init__(self, recipe: TrainingRecipe, tracker: Tracker) -> None:
         trainer = recipe.cfg.trainer
@@ -158,7 +158,7 @@ class CheckpointWriter(EpochListener):
         if time.monotonic() - self.last_written_at >= self.min_interval_s:
             self._submit(progress, best=improved)
         elif improved:
-            self.pending_best = self.writer.snapshot(self.recipe.best_state(progress))
+            self.pending_best = self.writer.snapshot(self.recipe.checkpoint_state(progress))
 
     def on_checkpoint(self, progress: Progress) -> None:
         self._submit(progress, best=False)
@@ -391,18 +391,6 @@ class TrainingRecipe:
             ),
             "rng": capture_rng_state(),
             "data_position": {"epoch": progress.epoch, "batch": progress.batch_in_epoch},
-            "config": self.config_dict,
-            "run_id": self.run_id,
-        }
-
-    def best_state(self, progress: Progress) -> dict[str, Any]:
-        """What ``best.pt`` holds when it is written apart from a full checkpoint: the weights
-        and where they came from (not the optimizer; resuming uses ``last.pt``)."""
-        return {
-            "model": self.parts.model.state_dict(),
-            "epoch": progress.epoch,
-            "step": progress.step,
-            "best": {"monitor": self.monitor, "value": progress.best_value},
             "config": self.config_dict,
             "run_id": self.run_id,
         }
