@@ -160,7 +160,8 @@ def parameter_groups(
     Without weight decay the split means nothing: one group, as a hand-written loop has
     (each group costs the optimizer a pass of its own per step)."""
     if weight_decay == 0:
-        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        # weight_decay set explicitly: AdamW's own default is 0.01, not 0.
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for parameter in model.parameters():
