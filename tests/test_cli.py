@@ -242,3 +242,31 @@ def test_train_with_bad_input_exits_2_and_leaves_no_run(
         runs = all_runs(uri)
         assert not [run for run in runs if run.info.status == "RUNNING"]
         assert runs == [], f"bad input left runs behind: {[r.info.run_id for r in runs]}"
+
+
+def test_a_sweep_with_cfg_exits_2_instead_of_a_traceback(run_cli: RunCli, tmp_path: Path) -> None:
+    done = run_cli("train", "-m", "optimizer=sgd,adam", "--cfg", "hydra", cwd=tmp_path)
+    assert done.returncode == 2, explain(done)
+    assert "cannot be combined with --cfg" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_checks_every_arm_of_a_sweep_declared_in_a_preset(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """compare_schedulers declares its six schedules in hydra.sweeper.params."""
+    done = run_cli("validate", "-m", "experiment=compare_schedulers", cwd=tmp_path)
+    assert done.returncode == 0, explain(done)
+    assert "Config OK (6 jobs checked)." in done.stdout
+    # The command line replaces the preset's sweep for the same key, as in Hydra.
+    bad = run_cli(
+        "validate", "-m", "experiment=compare_schedulers", "scheduler=step,stpe", cwd=tmp_path
+    )
+    assert bad.returncode == 2, explain(bad)
+    assert "no option 'stpe'" in bad.stderr
+
+
+def test_an_empty_experiment_name_is_named_in_the_error(run_cli: RunCli, tmp_path: Path) -> None:
+    done = run_cli("validate", "tracking.experiment=''", cwd=tmp_path)
+    assert done.returncode == 2, explain(done)
+    assert "tracking.experiment: is empty" in done.stderr

@@ -119,3 +119,69 @@ def test_precision_cannot_be_monitored_on_a_regression_task() -> None:
     with pytest.raises(ConfigError) as raised:
         compose_config(["dataset=diabetes", "trainer.monitor=val/precision"])
     assert any(p.key == "trainer.monitor" for p in raised.value.problems)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_classification_metrics_equal_torchmetrics_with_ties_and_absent_classes(seed: int) -> None:
+    """trainlab computes the classification metrics from one confusion count and a rank
+    AUROC; they must equal torchmetrics' own functions, also when scores tie (rounded
+    probabilities) and when a class never occurs (the last one here)."""
+    from torchmetrics.functional import classification as tm
+
+    generator = torch.Generator().manual_seed(seed)
+    classes, rows = 5, 120 + 37 * seed
+    labels = torch.randint(0, classes - 1, (rows,), generator=generator)
+    logits = torch.randn(rows, classes, generator=generator)
+    logits[torch.arange(rows), labels] += 1.0
+    logits[:, classes - 1] = -10.0  # never predicted, never a label
+    probabilities = logits.softmax(-1)
+    tied = (probabilities * 10).round() / 10 + 1e-7 * torch.arange(classes)  # many ties
+    ours = compute_metrics(tied.log(), labels, "classification", classes)
+    tied = tied.log().softmax(-1)  # what compute_metrics sees after its own softmax
+    expected = {
+        "val/acc": tm.multiclass_accuracy(tied, labels, classes, average="micro"),
+        "val/f1": tm.multiclass_f1_score(tied, labels, classes, average="macro"),
+        "val/precision": tm.multiclass_precision(tied, labels, classes, average="macro"),
+        "val/recall": tm.multiclass_recall(tied, labels, classes, average="macro"),
+    }
+    for key, value in expected.items():
+        assert ours[key].item() == pytest.approx(value.item(), abs=1e-5), key
+    # AUROC: torchmetrics scores a class without positives as 0 and averages it in; that
+    # class's AUROC is undefined, so trainlab averages over the classes that have examples.
+    per_class = tm.multiclass_auroc(tied, labels, classes, average="none")
+    present = sorted(set(labels.tolist()))
+    assert ours["val/auroc"].item() == pytest.approx(per_class[present].mean().item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_binary_metrics_equal_torchmetrics_with_ties(seed: int) -> None:
+    from torchmetrics.functional import classification as tm
+
+    generator = torch.Generator().manual_seed(seed)
+    rows = 90 + 41 * seed
+    labels = torch.randint(0, 2, (rows,), generator=generator)
+    logit = torch.randn(rows, generator=generator) + labels * 1.5
+    logit = (logit * 2).round() / 2  # ties
+    ours = compute_metrics(logit.unsqueeze(-1), labels, "classification", 2)
+    scores = logit.sigmoid()
+    expected = {
+        "val/acc": tm.binary_accuracy(scores, labels),
+        "val/f1": tm.binary_f1_score(scores, labels),
+        "val/precision": tm.binary_precision(scores, labels),
+        "val/recall": tm.binary_recall(scores, labels),
+        "val/auroc": tm.binary_auroc(scores, labels),
+    }
+    for key, value in expected.items():
+        assert ours[key].item() == pytest.approx(value.item(), abs=1e-5), key
+    assert ours["val/auroc"].item() == pytest.approx(
+        sk.roc_auc_score(labels.numpy(), scores.numpy()), abs=1e-6
+    )
+
+
+def test_auroc_is_undefined_without_both_classes() -> None:
+    from trainlab.metrics import rank_auroc
+
+    scores = torch.tensor([[0.1], [0.4], [0.8]])
+    assert rank_auroc(scores, torch.tensor([[True], [True], [True]])).isnan().all()
+    assert rank_auroc(scores, torch.tensor([[False], [True], [True]])).item() == 1.0
+    assert rank_auroc(scores, torch.tensor([[True], [False], [False]])).item() == 0.0

@@ -159,3 +159,11 @@ def test_an_unknown_name_lists_the_known_ones() -> None:
     cfg.name = "adamx"
     with pytest.raises(ValueError, match="known: adabound, adadelta"):
         build_optimizer(cfg, small_model())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_weight_decay_means_none_in_one_group(name: str) -> None:
+    """Without weight decay there is one group, and its decay is 0 (AdamW's default is not)."""
+    optimizer = build_optimizer(optimizer_cfg(name, weight_decay=0.0), small_model())
+    assert len(optimizer.param_groups) == 1
+    assert optimizer.param_groups[0]["weight_decay"] == 0.0

@@ -327,3 +327,20 @@ def test_checkpoints_written_by_a_recipe_resume_the_same_model(
     assert state["epoch"] == 1
     assert state["config"]["dataset"]["name"] == "moons"
     assert os.path.getsize(tmp_path / "best.pt") > 0
+
+
+# --- run names -------------------------------------------------------------------------------
+
+
+def test_run_names_drop_hydra_escapes_and_plumbing() -> None:
+    from trainlab.tracking.run_tags import run_name_from
+
+    overrides = [
+        "optimizer=adam",
+        "optimizer.lr=0.01",
+        r"tracking.uri=sqlite\:////tmp/x/mlflow.db",
+        "trainer.progress=none",
+        r"model.hidden_sizes=[64\,64]",
+    ]
+    assert run_name_from(overrides) == "optimizer=adam,optimizer.lr=0.01,model.hidden_sizes=[64,64]"
+    assert run_name_from(["tracking.experiment=x"]) is None

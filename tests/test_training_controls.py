@@ -375,6 +375,7 @@ OVERFITTING = (
     "optimizer.lr=0.01",
     "trainer.early_stopping.enabled=true",
     "trainer.keep_last_checkpoints=1000",
+    "trainer.checkpoint_min_interval_s=0",  # a checkpoint at every epoch end
 )
 MAX_EPOCHS = 40
 
@@ -459,6 +460,30 @@ def test_restore_best_survives_an_interruption_and_resume(
     folder = tmp_path / ("first" if best_epoch <= interrupted_at else "resumed")
     best = load_checkpoint(folder / step_file)
     assert_same_weights(snapshot(resumed.parts.model), dict(best["model"]), "the best epoch")
+
+
+def test_epoch_end_checkpoints_are_throttled_and_best_pt_still_holds_the_best_epoch(
+    make_cfg: ComposeFn, tmp_path: Path
+) -> None:
+    """With a long checkpoint_min_interval_s only the first epoch and the end are written;
+    the best epoch, skipped on disk, is kept in memory and still lands in best.pt, equal to
+    the best.pt of a run that checkpoints every epoch."""
+    every_epoch = built(_overfitting_cfg(make_cfg))
+    every_epoch.train(NullTracker(tmp_path / "every"), EpochListener())
+    throttled = built(_overfitting_cfg(make_cfg, "trainer.checkpoint_min_interval_s=3600"))
+    throttled.train(NullTracker(tmp_path / "throttled"), EpochListener())
+
+    progress = throttled.progress
+    assert progress.best_epoch is not None and 1 < progress.best_epoch < progress.epoch
+    written = sorted(p.name for p in (tmp_path / "throttled").glob("step-*.pt"))
+    assert written == [f"step-{1:09d}.pt", f"step-{progress.step:09d}.pt"]
+    assert len(list((tmp_path / "every").glob("step-*.pt"))) == progress.epoch
+    best = load_checkpoint(tmp_path / "throttled" / "best.pt")
+    reference = load_checkpoint(tmp_path / "every" / "best.pt")
+    assert best["epoch"] == reference["epoch"] == progress.best_epoch
+    assert_same_weights(dict(best["model"]), dict(reference["model"]), "best.pt")
+    last = load_checkpoint(tmp_path / "throttled" / "last.pt")
+    assert last["step"] == progress.step, "the end of training is always written"
 
 
 # --- 5. the non-finite guard ----------------------------------------------------------------

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "diagnose": ("trainlab.cli.diagnose", "the training doctor: what went wrong in a run"),
     "ui": ("trainlab.cli.ui", "open the MLflow UI on the configured store"),
+    "sync": ("trainlab.cli.sync", "send metrics a run saved while its store was unreachable"),
 }
 
 USAGE = """usage: trainlab <command> [ARGS]

@@ -40,7 +40,7 @@ def run(args: list[str]) -> int:
     from trainlab.tracking.store import make_client
     from trainlab.train.checkpoint import CheckpointFolder
     from trainlab.train.job import train_and_track
-    from trainlab.train.recipe import JobContext, TrainingRecipe
+    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES, JobContext, TrainingRecipe
     from trainlab.train.signals import stop_on_signals
 
     uri = str(compose_config(overrides).tracking.uri)
@@ -73,7 +73,15 @@ def run(args: list[str]) -> int:
 
     os.environ[COMMAND_ENV] = f"trainlab resume {run_id}"
     with stop_on_signals():
-        tracker = MlflowTracker.reopen(uri, run_id)
+        # Checkpoints written before tracking.flush_every_s existed lack the key.
+        flush_every_s = float(OmegaConf.select(cfg, "tracking.flush_every_s", default=1.0))
+        monitored = bool(OmegaConf.select(cfg, "trainer.gradient_monitor.every_n_steps"))
+        tracker = MlflowTracker.reopen(
+            uri,
+            run_id,
+            flush_every_s=flush_every_s,
+            preload=GRADIENT_ARTIFACT_MODULES if monitored else (),
+        )
         tracker.set_tags({"trainlab.resumed_from": f"step {state['step']} ({path.name})"})
         train_and_track(recipe, tracker, resumed=True)
     sys.stdout.flush()

@@ -59,6 +59,13 @@ def validate_command_line(args: list[str]) -> list[DictConfig]:
 
 def run(args: list[str]) -> int:
     parsed = _parse(args)
+    inspecting = [f for f in ("cfg", "info", "shell_completion") if getattr(parsed, f, None)]
+    if getattr(parsed, "multirun", False) and inspecting:
+        raise UsageError(
+            f"-m (a sweep) cannot be combined with --{inspecting[0].replace('_', '-')}: drop -m "
+            "to inspect one job (`trainlab train OVERRIDES --cfg job`), or run `trainlab "
+            "validate -m OVERRIDES` to check every job of the sweep."
+        )
     if not any(getattr(parsed, flag, None) for flag in INSPECTING_FLAGS):
         validate_command_line(args)
     from trainlab.tracking.run_tags import COMMAND_ENV

@@ -40,6 +40,14 @@ def check_combinations(cfg: DictConfig) -> list[Problem]:
     problems += _check_device(cfg.trainer.device)
     problems += _check_trainer(cfg.trainer, info)
     problems += _check_tracking_uri(str(cfg.tracking.uri))
+    if not str(cfg.tracking.experiment).strip():
+        problems.append(
+            Problem(
+                "tracking.experiment",
+                "is empty; name the MLflow experiment the runs go to, e.g. "
+                "tracking.experiment=my-study (default: trainlab)",
+            )
+        )
     problems += _check_model(cfg.model, str(cfg.dataset.name), info)
     return problems
 

@@ -61,18 +61,38 @@ def compose_in_context(overrides: list[str], folder: Path) -> DictConfig:
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:
     """Every job's overrides of a grid sweep (``a=1,2 b=x,y`` -> 4 lists), as Hydra's basic
-    sweeper would launch them. Falls back to the non-sweep overrides for sweeps it cannot
-    enumerate (intervals for a Bayesian sweeper)."""
+    sweeper would launch them, including the sweep a preset declares in
+    ``hydra.sweeper.params`` (the command line wins for a key in both, as in Hydra). Falls
+    back to the non-sweep overrides for sweeps it cannot enumerate (intervals for a Bayesian
+    sweeper)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    job_overrides = [o for o in overrides if not _is_hydra_override(o)]
+    given = {o.lstrip("+~").split("=", 1)[0] for o in job_overrides}
+    declared = [
+        f"{key}={value}" for key, value in _declared_sweep(overrides).items() if key not in given
+    ]
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    parsed = parser.parse_overrides([o for o in overrides if not _is_hydra_override(o)])
+    parsed = parser.parse_overrides([*declared, *job_overrides])
     try:
         return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
     except Exception:
         return [[str(o.input_line) for o in parsed if not o.is_sweep_override()]]
+
+
+def _declared_sweep(overrides: list[str]) -> dict[str, str]:
+    """``hydra.sweeper.params`` of the composed config (a preset's own sweep), or nothing
+    when the config does not compose (its problems are reported by the caller)."""
+    from hydra import compose
+
+    try:
+        cfg = compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=True)
+        params = cfg.hydra.sweeper.get("params") or {}
+    except Exception:
+        return {}
+    return {str(key): str(value) for key, value in params.items()}
 
 
 def _is_hydra_override(override: str) -> bool:

@@ -25,12 +25,14 @@ def diagnose_ending_run(
     try:
         from trainlab.doctor import RunHistory, diagnose
         from trainlab.doctor.report import to_json
+        from trainlab.tracking.mlflow_tracker import _fail_fast
         from trainlab.tracking.store import make_client
 
         tracker.flush()  # every metric point in the store before it is read back
-        history = RunHistory.from_store(
-            make_client(uri), tracker.run_id, gradients=gradients, status=status, error=error
-        )
+        with _fail_fast():  # a store that is down: one quick try, no minutes of retries
+            history = RunHistory.from_store(
+                make_client(uri), tracker.run_id, gradients=gradients, status=status, error=error
+            )
         diagnosis = diagnose(history)
         tracker.log_text(to_json(diagnosis) + "\n", DIAGNOSIS_ARTIFACT)
         tracker.set_tags({DIAGNOSIS_TAG: diagnosis.primary})

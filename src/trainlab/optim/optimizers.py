@@ -156,7 +156,12 @@ def list_optimizers() -> list[str]:
 def parameter_groups(
     model: nn.Module, weight_decay: float, decay_bias_and_norm: bool
 ) -> list[dict[str, Any]]:
-    """Two groups: weights that decay, and biases/norm parameters that do not (unless asked)."""
+    """Two groups: weights that decay, and biases/norm parameters that do not (unless asked).
+    Without weight decay the split means nothing: one group, as a hand-written loop has
+    (each group costs the optimizer a pass of its own per step)."""
+    if weight_decay == 0:
+        # weight_decay set explicitly: AdamW's own default is 0.01, not 0.
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for parameter in model.parameters():

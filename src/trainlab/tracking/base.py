@@ -23,6 +23,10 @@ class Tracker(Protocol):
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
 
+    def log_rendered(self, function: str, data: Any, artifact_path: str) -> None:
+        """Files written by ``function(data, folder)`` ("module:function", plain ``data``),
+        logged under ``artifact_path``; drawn wherever the tracker finds cheapest."""
+
     def checkpoint_dir(self) -> Path:
         """A local folder for checkpoints; uploaded by :meth:`close` if it is not the store."""
 
@@ -55,6 +59,9 @@ class NullTracker:
         pass
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_rendered(self, function: str, data: Any, artifact_path: str) -> None:
         pass
 
     def checkpoint_dir(self) -> Path:

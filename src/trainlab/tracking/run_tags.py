@@ -44,3 +44,21 @@ def source_tags() -> dict[str, str]:
         status = _git("status", "--porcelain", "--untracked-files=no")
         tags["trainlab.git_dirty"] = str(bool(status)).lower()
     return tags
+
+
+# Overrides that say where and how a job runs, not what it trains: left out of run names.
+PLUMBING_PREFIXES = ("tracking.", "trainer.progress", "hydra.", "hydra/")
+
+
+def run_name_from(overrides: list[str]) -> str | None:
+    """A run's name from its job's overrides (``optimizer=adam,optimizer.lr=0.01``): Hydra's
+    escaping removed (``sqlite\\:///`` -> ``sqlite:///``) and plumbing (the store, the
+    display) left out; None when nothing is left (the config's defaults)."""
+    import re
+
+    kept = [
+        re.sub(r"\\(.)", r"\1", override)
+        for override in overrides
+        if not override.lstrip("+~").startswith(PLUMBING_PREFIXES)
+    ]
+    return ",".join(kept) or None

@@ -180,12 +180,13 @@ def _gradients_of(recipe: TrainingRecipe) -> dict[str, Any] | None:
 
 def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
-    from trainlab.tracking.run_tags import source_tags
+    from trainlab.tracking.run_tags import run_name_from, source_tags
+    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
 
     uri = str(cfg.tracking.uri)
     if uri.startswith(("http://", "https://")):
         _ping_server(uri)
-    name = cfg.tracking.run_name or (",".join(context.overrides) or None)
+    name = cfg.tracking.run_name or run_name_from(context.overrides)
     tags = {**source_tags(), "trainlab.overrides": " ".join(context.overrides)}
     if context.command:
         tags["trainlab.command"] = context.command
@@ -195,6 +196,8 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
         run_name=name,
         tags=tags,
         parent_run_id=context.parent_run_id,
+        flush_every_s=float(cfg.tracking.flush_every_s),
+        preload=GRADIENT_ARTIFACT_MODULES if cfg.trainer.gradient_monitor.every_n_steps else (),
     )
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from trainlab.data.batcher import InMemoryBatcher
 from trainlab.losses import Loss
-from trainlab.metrics import compute_metrics, metric_names
+from trainlab.metrics import compute_metrics
 from trainlab.optim.schedulers import LRSchedule
 from trainlab.regularizers import WeightPenalty
 from trainlab.tracking.base import Tracker
@@ -126,15 +126,15 @@ def fit(
     accumulate = controls.accumulate_grad_batches
     skip_nonfinite = controls.on_nonfinite == "skip"
     grad_monitor = controls.gradient_monitor
-    buffer = StepMetrics()
+    buffer = StepMetrics(controls.clip_grad_norm_type)
     last_finite_loss: list[float | None] = [None]
     consecutive_skips = 0
     clipped_count = torch.tensor(progress.clipped_steps, dtype=torch.int64)
 
     def publish() -> None:
         epoch_losses = progress.epoch_losses
-        nonfinite_step, norms = buffer.first_nonfinite()
-        points = buffer.drain()
+        drained = buffer.drain_checked()
+        points, nonfinite_step = drained.points, drained.nonfinite_step
         if not points:
             return
         tracker.log_metrics(points)
@@ -146,16 +146,22 @@ def fit(
                 continue  # a skipped step does not enter the epoch's mean
             last_finite_loss[0] = value
             epoch_losses.append(value)
+        if grad_monitor is not None:  # before a halt, so its warning shows what blew up
+            grad_monitor.check()
         if nonfinite_step is not None and not skip_nonfinite:
             names = [n for n, p in named if p.grad is not None] or [n for n, _ in named]
             raise NonFiniteError(
-                describe_nonfinite(nonfinite_step, norms, names, last_finite_loss[0])
+                describe_nonfinite(
+                    nonfinite_step,
+                    drained.nonfinite_parameter_norms,
+                    names,
+                    last_finite_loss[0],
+                )
             )
-        if grad_monitor is not None:
-            grad_monitor.check()
         if controls.clip_grad_norm is not None or controls.clip_grad_value is not None:
             progress.clipped_steps = int(clipped_count)
-        listener.on_steps(losses[-1][0], losses[-1][1], points[-1][1])
+        last_lr = next(value for name, value, _ in reversed(points) if name == "train/lr")
+        listener.on_steps(losses[-1][0], losses[-1][1], last_lr)
 
     optimizer.zero_grad(set_to_none=True)
     for epoch in range(progress.epoch, max_epochs):
@@ -192,6 +198,7 @@ def fit(
                 controls.clip_grad_norm,
                 controls.clip_grad_norm_type,
                 controls.clip_grad_value,
+                need_total=skip_nonfinite,
             )
             step_loss = (
                 micro_losses[0] if len(micro_losses) == 1 else torch.stack(micro_losses).mean()
@@ -231,10 +238,10 @@ def fit(
             buffer.record(
                 progress.step,
                 step_loss,
-                measure.total_norm,
+                measure.computed_total,  # None: computed at the flush, with the others
                 lr,
                 None if penalty is None else penalty.detach(),
-                measure.parameter_norms,
+                measure.parameter_norm_list,
             )
             if len(buffer) >= log_every_n_steps:
                 publish()
@@ -275,7 +282,9 @@ def fit(
 
 @torch.no_grad()
 def evaluate(parts: TrainingParts, batch_size: int) -> dict[str, float]:
-    """Validation loss and task metrics over the whole validation split (one host sync)."""
+    """Validation loss and task metrics over the whole validation split (one host sync).
+    Metrics are computed whatever the outputs, and reported as NaN when the loss is not
+    finite, rather than checked first (a second sync and two more ops per epoch)."""
     model = parts.model
     model.eval()
     outputs = torch.cat(
@@ -285,17 +294,11 @@ def evaluate(parts: TrainingParts, batch_size: int) -> dict[str, float]:
         ]
     )
     values: dict[str, torch.Tensor] = {"val/loss": parts.loss(outputs, parts.val_targets)}
-    if bool(torch.isfinite(outputs).all()):
-        values.update(compute_metrics(outputs, parts.val_labels, parts.task, parts.num_classes))
-    else:  # a diverged model: the metrics are undefined, not an error of the evaluation
-        nan = torch.tensor(float("nan"))
-        values.update(
-            {
-                name: nan
-                for name in metric_names(parts.task, parts.num_classes)
-                if name.startswith("val/") and name != "val/loss"
-            }
-        )
+    values.update(compute_metrics(outputs, parts.val_labels, parts.task, parts.num_classes))
     names = list(values)
-    numbers = torch.stack([values[n].float() for n in names]).cpu().tolist()
-    return dict(zip(names, numbers, strict=True))
+    row = torch.stack([values[n].float() for n in names]).cpu().tolist()
+    numbers = dict(zip(names, row, strict=True))
+    if not math.isfinite(numbers["val/loss"]):
+        # A diverged model: its metrics are undefined (not an error of the evaluation).
+        numbers.update({name: math.nan for name in numbers if name != "val/loss"})
+    return numbers

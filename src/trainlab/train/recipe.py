@@ -10,13 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,10 +37,15 @@ from trainlab.train.checkpoint import (
     CheckpointFolder,
     capture_rng_state,
     restore_rng_state,
+    save_checkpoint,
 )
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
+
+GRADIENT_ARTIFACTS = "trainlab.train.gradient_monitor:write_artifacts"
+# What drawing the gradient artifacts imports; the metric sender loads it while the run trains.
+GRADIENT_ARTIFACT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 @dataclass
@@ -118,30 +121,52 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class CheckpointWriter(EpochListener):
-    """Checkpoints after every epoch (and every ``checkpoint_every_n_steps``), ``best.pt``
-    when the monitor improves. Written in the background after the metrics queued so far
-    have reached the store, so a checkpoint never runs ahead of the recorded history."""
+    """Checkpoints at epoch ends, every ``checkpoint_every_n_steps``, at the end of training
+    and on interrupts; ``best.pt`` when the monitor improves. Written in the background after
+    the metrics queued so far have reached the store, so a checkpoint never runs ahead of the
+    recorded history.
+
+    An epoch-end checkpoint is skipped when the last one is younger than
+    ``trainer.checkpoint_min_interval_s``: twenty 1 MB writes a second (a small model's
+    epochs) buy no safety and cost a tenth of the run. A skipped improvement is kept in memory
+    (a snapshot of the full state) and written as ``best.pt`` with the next checkpoint, so
+    ``best.pt`` always ends up holding the best epoch, in the same format as ``last.pt``."""
 
     def __init__(self, recipe: TrainingRecipe, tracker: Tracker) -> None:
+        trainer = recipe.cfg.trainer
         self.recipe = recipe
         self.tracker = tracker
-        self.folder = CheckpointFolder(
-            tracker.checkpoint_dir(), recipe.cfg.trainer.keep_last_checkpoints
-        )
+        self.folder = CheckpointFolder(tracker.checkpoint_dir(), trainer.keep_last_checkpoints)
         self.writer = BackgroundCheckpointWriter()
+        self.min_interval_s = float(trainer.checkpoint_min_interval_s)
+        self.last_written_at = -math.inf
+        self.last_written_step = -1
+        self.pending_best: dict[str, Any] | None = None  # an improvement not yet on disk
 
     def _submit(self, progress: Progress, best: bool) -> None:
+        pending_best, self.pending_best = self.pending_best, None
+
         def write(state: dict[str, Any]) -> None:
             self.tracker.flush()
+            if pending_best is not None and not best:
+                save_checkpoint(pending_best, self.folder.best)
             self.folder.save(state, best=best)
 
+        self.last_written_at, self.last_written_step = time.monotonic(), progress.step
         self.writer.submit(self.recipe.checkpoint_state(progress), write)
 
     def on_epoch_end(self, progress: Progress, metrics: dict[str, float], improved: bool) -> None:
-        self._submit(progress, best=improved)
+        if time.monotonic() - self.last_written_at >= self.min_interval_s:
+            self._submit(progress, best=improved)
+        elif improved:
+            self.pending_best = self.writer.snapshot(self.recipe.checkpoint_state(progress))
 
     def on_checkpoint(self, progress: Progress) -> None:
         self._submit(progress, best=False)
+
+    def on_train_end(self, progress: Progress) -> None:
+        if progress.step != self.last_written_step or self.pending_best is not None:
+            self._submit(progress, best=False)
 
     def save_now(self, progress: Progress) -> None:
         """A checkpoint of the current state, on disk when this returns (interrupts)."""
@@ -172,7 +197,9 @@ class Listeners(EpochListener):
             listener.on_checkpoint(progress)
 
     def on_train_end(self, progress: Progress) -> None:
-        for listener in self.listeners:
+        # In reverse, as a teardown: the final checkpoint is taken before early stopping
+        # puts the best weights back.
+        for listener in reversed(self.listeners):
             listener.on_train_end(progress)
 
 
@@ -333,16 +360,23 @@ class TrainingRecipe:
                 controls=controls,
             )
         finally:
+            # The drawing starts first: it overlaps with the last checkpoint writes.
+            if self.gradient_monitor is not None and self.gradient_monitor.steps:
+                tracker.log_rendered(
+                    GRADIENT_ARTIFACTS, self.gradient_monitor.summary(), "gradients"
+                )
             if checkpoints is not None:
                 checkpoints.close()
-            if self.gradient_monitor is not None:
-                with tempfile.TemporaryDirectory(prefix="trainlab-gradients-") as folder:
-                    for path in self.gradient_monitor.write(Path(folder)):
-                        tracker.log_artifact(path, "gradients")
 
     def checkpoint_state(self, progress: Progress) -> dict[str, Any]:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
-        position = dataclasses.asdict(progress)
+        # Not dataclasses.asdict: it deep-copies the whole history on every checkpoint. The
+        # history's rows are never changed once appended, so copying the lists is enough.
+        position = {
+            f.name: getattr(progress, f.name) for f in dataclasses.fields(progress)
+        }
+        position["history"] = list(progress.history)
+        position["epoch_losses"] = list(progress.epoch_losses)
         return {
             "model": self.parts.model.state_dict(),
             "optimizer": self.parts.optimizer.state_dict(),

@@ -59,6 +59,9 @@ class TrainerConfig:
     gradient_monitor: GradientMonitorConfig = field(default_factory=GradientMonitorConfig)
     # Extra mid-epoch checkpoints (last.pt) every this many steps; 0 = only at epoch ends.
     checkpoint_every_n_steps: int = non_negative(0)
+    # Epoch-end checkpoints are skipped while the last one is younger than this (the end of
+    # training, interrupts and checkpoint_every_n_steps always write). 0: every epoch.
+    checkpoint_min_interval_s: float = non_negative(5.0)
     keep_last_checkpoints: int = at_least(1, 2)  # last.pt plus this many older ones
     # Debugging.
     limit_train_batches: int = non_negative(0)  # train on the first N batches only (0 = all)
