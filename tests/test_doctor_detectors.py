@@ -439,3 +439,17 @@ def test_the_gradient_monitor_warns_with_the_doctors_detectors(
         f for f in diagnose(healthy_run(gradients=monitor.summary())).findings if f.code == code
     )
     assert warnings and warnings[0] == expected.headline()
+
+
+def test_the_first_non_finite_gradient_counts_like_the_guard_reports_it() -> None:
+    """The guard halts on a non-finite loss *or* gradient; the doctor names the same step and
+    the last finite loss before it. MLflow stores an infinite value as the largest float."""
+    from trainlab.doctor.history import _from_store
+
+    losses = np.array([2.3, 48.0, 1e7, 3.3e15, 1.6e33, math.nan, math.nan])
+    norms = np.array(
+        [0.4, 45.0, 1e5, 2e11, _from_store(1.7976931348623157e308), math.nan, math.nan]
+    )
+    finding = diagnose(history(losses, grad_norms=norms)).findings[0]
+    assert finding.code == "lr_too_high"
+    assert "at step 5" in finding.evidence and "3.3e+15" in finding.evidence

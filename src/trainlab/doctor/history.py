@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 GRADIENTS_ARTIFACT = "gradients/gradients.json"
+STORED_INFINITY = 1.7e308  # MLflow clamps +-inf to +-sys.float_info.max (1.797e308)
 # The series the detectors read; other metrics of a run are ignored.
 SERIES = (
     "train/loss",
@@ -172,7 +173,7 @@ class RunHistory:
             history = client.get_metric_history(run_id, name)
             latest: dict[int, float] = {}
             for point in sorted(history, key=lambda m: (m.step, m.timestamp)):
-                latest[int(point.step)] = float(point.value)
+                latest[int(point.step)] = _from_store(float(point.value))
             series[name] = Series.of(list(latest.items()))
         artifacts = _artifact_names(client, run_id)
         if gradients is None and GRADIENTS_ARTIFACT in artifacts:
@@ -189,6 +190,11 @@ class RunHistory:
             error=error,
             run_id=run_id,
         )
+
+
+def _from_store(value: float) -> float:
+    """MLflow stores an infinite metric as the largest float; read it back as infinite."""
+    return math.copysign(math.inf, value) if abs(value) >= STORED_INFINITY else value
 
 
 def _artifact_names(client: MlflowClient, run_id: str) -> set[str]:

@@ -59,10 +59,21 @@ def loss_curve(run: RunHistory) -> LossCurve | None:
     series = run.get("train/loss")
     if len(series) == 0:
         return None
-    finite = np.isfinite(series.values)
-    nonfinite_step = int(series.steps[~finite][0]) if (~finite).any() else None
+    # The first step whose loss or gradient was NaN or infinite (what the guard halts on);
+    # later points of a halted run are not part of the curve.
+    bad_steps = (
+        [int(series.steps[~np.isfinite(series.values)][0])]
+        if (~np.isfinite(series.values)).any()
+        else []
+    )
+    norms = run.get("train/grad_norm")
+    if (~np.isfinite(norms.values)).any():
+        bad_steps.append(int(norms.steps[~np.isfinite(norms.values)][0]))
+    nonfinite_step = min(bad_steps) if bad_steps else None
     if nonfinite_step is None and run.status == "FAILED" and NONFINITE_MESSAGE in run.error:
         nonfinite_step = int(series.steps[-1]) + 1
+    before = series.steps < nonfinite_step if nonfinite_step is not None else series.steps > 0
+    finite = np.isfinite(series.values) & before
     steps, values = series.steps[finite], series.values[finite]
     if len(values) < 3:
         if nonfinite_step is None:

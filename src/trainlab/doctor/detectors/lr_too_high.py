@@ -61,7 +61,8 @@ def detect(run: RunHistory) -> Finding | None:
         return Finding(
             CODE,
             ERROR,
-            f"the loss became NaN or infinite at step {curve.nonfinite_step}{lr_note}; the "
+            f"the loss or its gradient became NaN or infinite at step {curve.nonfinite_step}"
+            f"{lr_note}; the "
             f"last finite loss was {fmt(last)} (it started at {fmt(curve.initial)})." + steps_note,
             ADVICE,
             {**details, "nonfinite_step": curve.nonfinite_step},

@@ -55,8 +55,10 @@ def from_gradients(
     reference = profile.relative[-1]
     with np.errstate(all="ignore"):
         behind = np.log10(reference / profile.relative)
-    # The layers at least three quarters of the way down from the output's level.
-    starved = [names[i] for i in np.flatnonzero(behind >= 0.75 * profile.change)] or [names[0]]
+    # The layers 100x behind the output's, or three quarters of the way down if the whole
+    # spread is smaller.
+    cut = min(2.0, 0.75 * profile.change)
+    starved = [names[i] for i in np.flatnonzero(behind >= cut)] or [names[0]]
     return Finding(
         CODE,
         ERROR if profile.change >= DEPTH_ERROR or stuck else WARNING,
