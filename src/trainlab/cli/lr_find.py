@@ -4,10 +4,8 @@ plot, and records both as an MLflow run of its own (tag ``trainlab.role=lr-find`
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +99,7 @@ def record(
 ) -> str:
     """The lr-find run: the config and the suggestion as params, the curve as metrics (step =
     test step), the plot and ``lr_find.json`` as artifacts."""
+    from trainlab.tools.lr_find import log_result
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import COMMAND_ENV, source_tags
     from trainlab.train.recipe import flatten
@@ -120,45 +119,3 @@ def record(
         raise
     tracker.close("FINISHED")
     return tracker.run_id
-
-
-def log_result(
-    tracker: Any, result: Any, plot_path: Path | None, params: dict[str, Any] | None = None
-) -> None:
-    """Log a range test into ``tracker``'s run (its own, or the training run of lr=auto)."""
-    suggestion = result.suggestion
-    tracker.log_params(
-        {
-            **(params or {}),
-            "lr_find.suggested_lr": f"{suggestion.lr:.6g}",
-            "lr_find.suggestion_method": suggestion.method,
-        }
-    )
-    tracker.set_tags({"trainlab.lr_find.suggested_lr": f"{suggestion.lr:.6g}"})
-    points: list[tuple[str, float, int]] = []
-    for step, (lr, loss, smoothed) in enumerate(
-        zip(result.test.lrs, result.test.losses, result.test.curve, strict=True), 1
-    ):
-        points += [
-            ("lr_find/lr", lr, step),
-            ("lr_find/loss", loss, step),
-            ("lr_find/smoothed_loss", smoothed, step),
-        ]
-    points.append(("lr_find/suggested_lr", suggestion.lr, 0))
-    tracker.log_metrics(points)
-    tracker.log_text(json.dumps(result.as_dict(), indent=2, default=str), "lr_find/lr_find.json")
-    if plot_path is not None:  # under a fixed name, whatever --out said
-        import shutil
-
-        folder = Path(tempfile.mkdtemp(prefix="trainlab-lr-find-"))
-        named = folder / f"lr_find{plot_path.suffix.lower()}"
-        shutil.copyfile(plot_path, named)
-        tracker.log_artifact(named, "lr_find")
-
-
-def plot_to_temp(result: Any, title: str) -> Path:
-    """The plot in a temporary folder (for the training run of ``optimizer.lr=auto``)."""
-    from trainlab.tools.lr_find import plot
-
-    folder = Path(tempfile.mkdtemp(prefix="trainlab-lr-find-"))
-    return plot(result.test, result.suggestion, folder / "lr_find.png", title)

@@ -15,7 +15,10 @@ afterwards, so the configured run starts exactly as it would have.
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,3 +286,41 @@ def find_lr(cfg: Any, context: Any = None) -> tuple[Any, LrFindResult]:
     recipe.setup()
     test = run_range_test(recipe.parts, recipe.step_controls(), cfg.lr_find)
     return recipe, LrFindResult(test, suggest(test, str(cfg.lr_find.method)))
+
+
+def log_result(
+    tracker: Any, result: Any, plot_path: Path | None, params: dict[str, Any] | None = None
+) -> None:
+    """Log a range test into ``tracker``'s run (its own, or the training run of lr=auto)."""
+    suggestion = result.suggestion
+    tracker.log_params(
+        {
+            **(params or {}),
+            "lr_find.suggested_lr": f"{suggestion.lr:.6g}",
+            "lr_find.suggestion_method": suggestion.method,
+        }
+    )
+    tracker.set_tags({"trainlab.lr_find.suggested_lr": f"{suggestion.lr:.6g}"})
+    points: list[tuple[str, float, int]] = []
+    for step, (lr, loss, smoothed) in enumerate(
+        zip(result.test.lrs, result.test.losses, result.test.curve, strict=True), 1
+    ):
+        points += [
+            ("lr_find/lr", lr, step),
+            ("lr_find/loss", loss, step),
+            ("lr_find/smoothed_loss", smoothed, step),
+        ]
+    points.append(("lr_find/suggested_lr", suggestion.lr, 0))
+    tracker.log_metrics(points)
+    tracker.log_text(json.dumps(result.as_dict(), indent=2, default=str), "lr_find/lr_find.json")
+    if plot_path is not None:  # under a fixed name, whatever --out said
+        folder = Path(tempfile.mkdtemp(prefix="trainlab-lr-find-"))
+        named = folder / f"lr_find{plot_path.suffix.lower()}"
+        shutil.copyfile(plot_path, named)
+        tracker.log_artifact(named, "lr_find")
+
+
+def plot_to_temp(result: Any, title: str) -> Path:
+    """The plot in a temporary folder (for the training run of ``optimizer.lr=auto``)."""
+    folder = Path(tempfile.mkdtemp(prefix="trainlab-lr-find-"))
+    return plot(result.test, result.suggestion, folder / "lr_find.png", title)

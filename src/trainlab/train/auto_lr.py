@@ -36,7 +36,7 @@ def resolve_auto_lr(cfg: DictConfig, context: Any, label: str = "") -> tuple[Dic
 
 def record_auto_lr(tracker: Any, result: Any, cfg: DictConfig) -> None:
     """The test's suggestion, curve and plot in the training run."""
-    from trainlab.cli.lr_find import log_result, plot_to_temp
+    from trainlab.tools.lr_find import log_result, plot_to_temp
 
     title = f"lr-find: {cfg.model.name} on {cfg.dataset.name}, {cfg.optimizer.name}"
     log_result(tracker, result, plot_to_temp(result, title))
