@@ -51,6 +51,7 @@ NEEDS: dict[tuple[str, str], list[str]] = {
     ("loss", "smooth_l1"): ["dataset=diabetes"],
     ("loss", "quantile"): ["dataset=diabetes"],
     ("regularizer", "droppath"): ["model=resmlp"],
+    ("curriculum", "score"): ["dataset=moons", "dataset.n_samples=200"],
     ("model", "cnn"): ["dataset=digits", "dataset.shape=image"],
     ("model", "rnn"): ["dataset=sine_sequences"],
     ("model", "lstm"): ["dataset=sine_sequences"],

@@ -49,7 +49,26 @@ def check_combinations(cfg: DictConfig) -> list[Problem]:
             )
         )
     problems += _check_model(cfg.model, str(cfg.dataset.name), info)
+    problems += _check_curriculum(cfg)
     return problems
+
+
+def _check_curriculum(cfg: DictConfig) -> list[Problem]:
+    """curriculum=score needs a dataset that scores its examples."""
+    from trainlab.data.datasets import datasets_with_difficulty, provides_difficulty
+
+    if cfg.curriculum.name != "score" or provides_difficulty(cfg.dataset):
+        return []
+    return [
+        Problem(
+            "curriculum",
+            f"score orders the examples by a difficulty the dataset provides, and dataset "
+            f"{cfg.dataset.name} provides none. Datasets that do: "
+            f"{', '.join(datasets_with_difficulty())}; a CSV with "
+            "dataset.difficulty_column=COLUMN. Or use curriculum=loss (each example's loss "
+            "after a warm-up epoch).",
+        )
+    ]
 
 
 def _check_folds(dataset: DictConfig) -> list[Problem]:

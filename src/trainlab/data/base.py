@@ -61,6 +61,9 @@ class Arrays:
     targets: np.ndarray
     info: DatasetInfo
     missing: str = "reject"
+    # How hard each example is (higher: harder; e.g. minus the distance to the true decision
+    # boundary), for curriculum=score; None where the dataset has no natural score.
+    difficulty: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class DatasetSpec:
     name: str
     describe: Callable[[Any], DatasetInfo]
     load: Callable[[Any], Arrays]
+    # Whether ``load`` fills ``Arrays.difficulty`` for this config (curriculum=score).
+    provides_difficulty: Callable[[Any], bool] = lambda cfg: False
 
 
 def classification(features: np.ndarray, targets: np.ndarray, num_classes: int) -> Arrays:

@@ -48,6 +48,16 @@ def describe(cfg: Any) -> DatasetInfo:
     return _spec(cfg).describe(with_defaults(cfg))
 
 
+def provides_difficulty(cfg: Any) -> bool:
+    """Whether the dataset scores how hard each example is (``curriculum=score``)."""
+    return _spec(cfg).provides_difficulty(with_defaults(cfg))
+
+
+def datasets_with_difficulty() -> list[str]:
+    """The datasets that always provide a difficulty score."""
+    return [name for name, spec in sorted(DATASETS.items()) if spec.provides_difficulty(None)]
+
+
 def load(cfg: Any) -> Arrays:
     """The dataset named by ``cfg.name`` as arrays."""
     return _spec(cfg).load(with_defaults(cfg))

@@ -44,6 +44,7 @@ class Split:
     test_index: np.ndarray
     target_shift: float = 0.0  # regression targets: (y - target_shift) / target_scale
     target_scale: float = 1.0
+    train_difficulty: np.ndarray | None = None  # the dataset's difficulty of each training row
 
 
 def split_and_normalize(arrays: Arrays, cfg: Any, seed: int) -> Split:
@@ -105,6 +106,7 @@ def split_and_normalize(arrays: Arrays, cfg: Any, seed: int) -> Split:
         test_index=test_index,
         target_shift=target_shift,
         target_scale=target_scale,
+        train_difficulty=None if arrays.difficulty is None else arrays.difficulty[train_index],
     )
 
 

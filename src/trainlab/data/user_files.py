@@ -108,6 +108,7 @@ class _Table:
     task: str
     classes: list[str]
     missing_cells: int
+    difficulty: np.ndarray | None = None  # dataset.difficulty_column, taken out of the table
 
     @property
     def num_features(self) -> int:
@@ -136,6 +137,7 @@ def _parse_table(cfg: Any) -> _Table:
     """Read and check the file; every problem found is raised together."""
     path = _existing_file(cfg, "a CSV file with a header row")
     header, body = _read_rows(path)
+    header, body, difficulty = _take_difficulty(cfg, path, header, body)
     problems: list[DatasetError] = []
     columns = ", ".join(header)
     if cfg.target not in header:
@@ -242,7 +244,45 @@ def _parse_table(cfg: Any) -> _Table:
                 "those cells",
             )
     missing_cells = sum(len(rows) for rows in missing_by_column.values())
-    return _Table(path, header, body, target_index, categories, task, classes, missing_cells)
+    return _Table(
+        path, header, body, target_index, categories, task, classes, missing_cells, difficulty
+    )
+
+
+def _take_difficulty(
+    cfg: Any, path: Path, header: list[str], body: list[list[str]]
+) -> tuple[list[str], list[list[str]], np.ndarray | None]:
+    """The table without ``dataset.difficulty_column`` (a per-example difficulty for
+    ``curriculum=score``, higher is harder), and that column's numbers."""
+    name = cfg.difficulty_column
+    if name is None:
+        return header, body, None
+    if name not in header:
+        raise DatasetError(
+            "dataset.difficulty_column",
+            f"column {name!r} is not in {path.name}; its columns are {', '.join(header)}."
+            f"{did_you_mean(str(name), header)}",
+        )
+    if name == cfg.target:
+        raise DatasetError(
+            "dataset.difficulty_column",
+            f"{name!r} is the target column; name the column that scores how hard each row is",
+        )
+    index = header.index(name)
+    cells = [row[index] for row in body]
+    bad = [line for line, cell in enumerate(cells, start=2) if not _is_number(cell)]
+    if bad:
+        raise DatasetError(
+            "dataset.difficulty_column",
+            f"the difficulty column {name!r} of {path.name} needs a number on every row; "
+            f"line(s) {_lines(bad)} have none",
+        )
+    kept = [i for i in range(len(header)) if i != index]
+    return (
+        [header[i] for i in kept],
+        [[row[i] for i in kept] for row in body],
+        np.array([float(cell) for cell in cells], dtype=np.float64),
+    )
 
 
 def _describe_csv(cfg: Any) -> DatasetInfo:
@@ -276,7 +316,7 @@ def _load_csv(cfg: Any) -> Arrays:
     else:
         targets = np.array([float(value) for value in raw_targets], dtype=np.float32)
     info = DatasetInfo(table.task, len(table.classes), (table.num_features,))
-    return Arrays(features, targets, info, missing=str(cfg.missing))
+    return Arrays(features, targets, info, missing=str(cfg.missing), difficulty=table.difficulty)
 
 
 # --- NPZ ------------------------------------------------------------------------------------
@@ -390,6 +430,11 @@ def _load_npz(cfg: Any) -> Arrays:
 
 
 SPECS = [
-    DatasetSpec("csv", _describe_csv, _load_csv),
+    DatasetSpec(
+        "csv",
+        _describe_csv,
+        _load_csv,
+        provides_difficulty=lambda cfg: cfg is not None and cfg.difficulty_column is not None,
+    ),
     DatasetSpec("npz", lambda cfg: _npz_info(cfg)[2], _load_npz),
 ]

@@ -20,9 +20,11 @@ from trainlab.optim.schedulers import LRSchedule
 from trainlab.regularizers import WeightPenalty
 from trainlab.tracking.base import Tracker
 from trainlab.train.gradient_monitor import GradientMonitor
+from trainlab.train.curriculum import Curriculum
+from trainlab.train.distributed import Collective, shard_sizes
 from trainlab.train.gradients import NonFiniteError, describe_nonfinite, measure_and_clip
 from trainlab.train.signals import STOP, TrainingInterrupted
-from trainlab.train.step_metrics import StepMetrics
+from trainlab.train.step_metrics import Drained, StepMetrics
 
 
 @dataclass
@@ -46,6 +48,12 @@ class TrainingParts:
         Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     ] = field(default_factory=list)
     after_step: list[Callable[[], None]] = field(default_factory=list)
+    # Data-parallel runs: the DistributedDataParallel wrapper the training forward goes
+    # through (``model`` stays the plain module: its state dict, evaluation, the monitor),
+    # and its ``no_sync`` for micro-batches that only accumulate.
+    training_model: nn.Module | None = None
+    no_sync: Callable[[], AbstractContextManager[Any]] = nullcontext
+    curriculum: Curriculum | None = None  # which rows each epoch draws from (easy first)
 
 
 @dataclass
@@ -78,6 +86,9 @@ class StepControls:
     scaler: Any = None  # torch.amp.GradScaler for fp16
     gradient_monitor: GradientMonitor | None = None
     checkpoint_every_n_steps: int = 0  # mid-epoch checkpoints (0: only at epoch ends)
+    # Several processes (trainer.strategy=ddp): metrics, stop signals and validation outputs
+    # are combined across ranks at the flushes; None in one process.
+    collective: Collective | None = None
 
 
 class EpochListener:
@@ -126,17 +137,28 @@ def fit(
     accumulate = controls.accumulate_grad_batches
     skip_nonfinite = controls.on_nonfinite == "skip"
     grad_monitor = controls.gradient_monitor
-    buffer = StepMetrics(controls.clip_grad_norm_type)
+    collective = controls.collective
+    forward_model = parts.training_model or model
+    buffer = StepMetrics(
+        controls.clip_grad_norm_type, None if collective is None else collective.mean
+    )
     last_finite_loss: list[float | None] = [None]
     consecutive_skips = 0
     clipped_count = torch.tensor(progress.clipped_steps, dtype=torch.int64)
 
     def publish() -> None:
+        drained = buffer.drain_checked()  # averaged over the ranks in a data-parallel run
+        # Ranks stop together: a signal any of them got is agreed on here, at a flush every
+        # rank reaches at the same step (a per-step check would need a per-step sync).
+        agreed_stop = None if collective is None else collective.stop_signal(STOP.signum)
+        if drained.points:
+            record(drained)
+        if agreed_stop is not None:
+            raise TrainingInterrupted(agreed_stop)
+
+    def record(drained: Drained) -> None:
         epoch_losses = progress.epoch_losses
-        drained = buffer.drain_checked()
         points, nonfinite_step = drained.points, drained.nonfinite_step
-        if not points:
-            return
         tracker.log_metrics(points)
         losses = [(step, value) for name, value, step in points if name == "train/loss"]
         for step, value in losses:
@@ -163,8 +185,16 @@ def fit(
         last_lr = next(value for name, value, _ in reversed(points) if name == "train/lr")
         listener.on_steps(losses[-1][0], losses[-1][1], last_lr)
 
+    def all_finite(value: torch.Tensor) -> bool:
+        if collective is None:
+            return bool(torch.isfinite(value))
+        return collective.all_finite(value)
+
     optimizer.zero_grad(set_to_none=True)
     for epoch in range(progress.epoch, max_epochs):
+        curriculum_fraction = (
+            None if parts.curriculum is None else parts.curriculum.begin_epoch(epoch)
+        )
         model.train()
         if progress.batch_in_epoch == 0:
             progress.epoch_losses = []
@@ -177,17 +207,22 @@ def fit(
             sampling = grad_monitor is not None and grad_monitor.due(progress.step + 1)
             if sampling and not micro_losses:  # once per optimizer step, not per micro-batch
                 grad_monitor.start()  # type: ignore[union-attr]
-            with controls.autocast():
-                outputs = model(features)
+            steps_now = (batch_index + 1) % accumulate == 0 or batch_index == last_batch
+            # Micro-batches that only accumulate skip DDP's gradient all-reduce.
+            with controls.autocast(), (nullcontext() if steps_now else parts.no_sync()):
+                outputs = forward_model(features)
                 loss = parts.loss(outputs, targets)
+                share = parts.batcher.loss_scale(batch_index)  # 1.0 unless shards are unequal
+                if share != 1.0:
+                    loss = loss * share
                 penalty = sum_penalties(parts.penalties)
                 objective = loss if penalty is None else loss + penalty
-            if accumulate > 1:
-                objective = objective / accumulate
-            (objective if scaler is None else scaler.scale(objective)).backward()
+                if accumulate > 1:
+                    objective = objective / accumulate
+                (objective if scaler is None else scaler.scale(objective)).backward()
             progress.batch_in_epoch = batch_index + 1
             micro_losses.append(loss.detach())
-            if (batch_index + 1) % accumulate != 0 and batch_index != last_batch:
+            if not steps_now:
                 continue  # keep accumulating gradients
 
             if scaler is not None:
@@ -210,7 +245,7 @@ def fit(
             if sampling:
                 grad_monitor.before_update(progress.step + 1)  # type: ignore[union-attr]
             # skip mode checks every step (one host sync); halt mode checks at each flush.
-            if skip_nonfinite and not bool(torch.isfinite(measure.total_norm + step_loss)):
+            if skip_nonfinite and not all_finite(measure.total_norm + step_loss):
                 progress.skipped_steps += 1
                 consecutive_skips += 1
                 if consecutive_skips >= controls.max_consecutive_skips:
@@ -249,18 +284,20 @@ def fit(
             if every and progress.step % every == 0 and batch_index != last_batch:
                 publish()  # metrics first: a checkpoint never runs ahead of the store
                 listener.on_checkpoint(progress)
-            if STOP.signum is not None:  # a signal arrived: stop between two steps
+            if collective is None and STOP.signum is not None:  # stop between two steps
                 publish()
                 raise TrainingInterrupted(STOP.signum)
         publish()
 
-        metrics = evaluate(parts, eval_batch_size)
+        metrics = evaluate(parts, eval_batch_size, collective)
         losses = progress.epoch_losses
         metrics["train/epoch_loss"] = sum(losses) / len(losses) if losses else float("nan")
         if controls.clip_grad_norm is not None or controls.clip_grad_value is not None:
             metrics["train/clip_fraction"] = progress.clipped_steps / max(1, progress.step)
         if skip_nonfinite:
             metrics["train/skipped_steps"] = float(progress.skipped_steps)
+        if curriculum_fraction is not None:
+            metrics["train/curriculum_fraction"] = curriculum_fraction
         progress.epoch, progress.batch_in_epoch = epoch + 1, 0
         schedule.after_epoch(metrics)
         value = metrics[monitor]
@@ -275,24 +312,36 @@ def fit(
         listener.on_epoch_end(progress, metrics, improved)
         if progress.stop_requested:
             break
-        STOP.raise_if_set()
+        if collective is None:  # several ranks agree on a stop at the next flush instead
+            STOP.raise_if_set()
     listener.on_train_end(progress)
     return progress
 
 
 @torch.no_grad()
-def evaluate(parts: TrainingParts, batch_size: int) -> dict[str, float]:
+def evaluate(
+    parts: TrainingParts, batch_size: int, collective: Collective | None = None
+) -> dict[str, float]:
     """Validation loss and task metrics over the whole validation split (one host sync).
     Metrics are computed whatever the outputs, and reported as NaN when the loss is not
-    finite, rather than checked first (a second sync and two more ops per epoch)."""
+    finite, rather than checked first (a second sync and two more ops per epoch).
+
+    With several ranks each predicts its shard of the validation rows and the outputs are
+    gathered, so every rank computes the same metrics over the whole split."""
     model = parts.model
     model.eval()
+    features = parts.val_features
+    if collective is not None:
+        features = torch.tensor_split(features, collective.world_size)[collective.rank]
     outputs = torch.cat(
         [
-            model(parts.val_features[start : start + batch_size])
-            for start in range(0, len(parts.val_features), batch_size)
+            model(features[start : start + batch_size])
+            for start in range(0, max(1, len(features)), batch_size)
         ]
     )
+    if collective is not None:
+        sizes = shard_sizes(len(parts.val_features), collective.world_size)
+        outputs = collective.gather_rows(outputs, sizes)
     values: dict[str, torch.Tensor] = {"val/loss": parts.loss(outputs, parts.val_targets)}
     values.update(compute_metrics(outputs, parts.val_labels, parts.task, parts.num_classes))
     names = list(values)

@@ -39,6 +39,15 @@ from trainlab.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from trainlab.train.curriculum import Curriculum, per_example_losses
+from trainlab.train.distributed import (
+    SINGLE_PROCESS,
+    Collective,
+    Launch,
+    backend_name,
+    device_for,
+    rank_seed,
+)
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
@@ -56,6 +65,7 @@ class JobContext:
     parent_run_id: str | None = None
     command: str = ""
     threads: int = 0  # 0: leave torch's default
+    launch: Launch = SINGLE_PROCESS  # this process's rank under torchrun (trainer.strategy)
 
 
 @dataclass
@@ -217,6 +227,9 @@ class TrainingRecipe:
         self.scaler: Any = None
         self.run_id: str | None = None
         self.resumed_state: dict[str, Any] | None = None
+        launch = context.launch
+        self.launch = launch
+        self.collective = Collective(launch) if launch.distributed else None
 
     def setup(self) -> None:
         """Seed, pick the device, load and split the data, build model/loss/optimizer/schedule."""
@@ -227,7 +240,9 @@ class TrainingRecipe:
         # Deterministic kernels make a run repeatable bit for bit (and a resume exact).
         torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic), warn_only=False)
         torch.autograd.set_detect_anomaly(bool(cfg.trainer.detect_anomaly))
-        self.device = pick_device(cfg.trainer.device)
+        self.device = device_for(cfg.trainer.device, self.launch) or pick_device(
+            cfg.trainer.device
+        )
         split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
         self.info = split.info
         self.loss = build_loss(cfg.loss, split.info, split.train_targets)
@@ -246,6 +261,8 @@ class TrainingRecipe:
             shuffle=True,
             seed=cfg.seed,
             limit_batches=cfg.trainer.limit_train_batches,
+            rank=self.launch.rank,
+            world_size=self.launch.world_size,
         )
         model = build_model(cfg.model, split.info.input_shape, self.loss.num_outputs)
         model.to(self.device)
@@ -254,9 +271,13 @@ class TrainingRecipe:
         self.regularization = build_regularization(
             cfg.regularizer, model, RegularizerContext.of(split.info)
         )
+        if self.launch.distributed and self.device.type == "cuda":
+            # Batch statistics over the global batch, as in one process (CUDA only).
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if cfg.trainer.compile:
             model.compile()  # in place: state_dict keys stay those of the plain module
         optimizer = build_optimizer(cfg.optimizer, model)
+        training_model, no_sync = self._wrap_data_parallel(model)
         run_length = RunLength.from_batches(
             len(batcher), cfg.trainer.max_epochs, cfg.trainer.accumulate_grad_batches
         )
@@ -274,9 +295,69 @@ class TrainingRecipe:
             num_classes=split.info.num_classes,
             batch_transforms=self.regularization.batch_transforms,
             after_step=self.regularization.after_step,
+            training_model=training_model,
+            no_sync=no_sync,
         )
+        self.parts.curriculum = self._build_curriculum(split.train_difficulty)
         self.monitor = str(cfg.trainer.monitor)
         self.mode = mode_for(self.monitor, cfg.trainer.mode)
+        if self.launch.rank > 0:
+            # The model is the same everywhere (DDP copied rank 0's); the random numbers
+            # drawn from here on (dropout, noise) are each rank's own.
+            seed_everything(rank_seed(cfg.seed, self.launch.rank))
+
+    def _wrap_data_parallel(
+        self, model: torch.nn.Module
+    ) -> tuple[torch.nn.Module | None, Callable[[], AbstractContextManager[Any]]]:
+        """The DistributedDataParallel wrapper and its ``no_sync`` (None and a no-op in one
+        process). It starts by copying rank 0's weights and buffers to every rank."""
+        if not self.launch.distributed:
+            return None, nullcontext
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapper = DistributedDataParallel(
+            model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+        )
+        return wrapper, wrapper.no_sync
+
+    def _build_curriculum(self, difficulty: np.ndarray | None) -> Curriculum | None:
+        """The ``curriculum`` group's choice, or None for ``none``."""
+        cfg = self.cfg.curriculum
+        if cfg.name == "none":
+            return None
+        batcher = self.parts.batcher
+        if cfg.name == "score":
+            if difficulty is None:
+                raise ValueError(f"dataset {self.cfg.dataset.name} provides no difficulty")
+            scores = torch.as_tensor(difficulty, dtype=torch.float32)
+
+            def score() -> torch.Tensor:
+                return scores
+
+        elif cfg.name == "loss":
+
+            def score() -> torch.Tensor:
+                return per_example_losses(
+                    self.parts.model,
+                    self.loss,
+                    batcher.features,
+                    batcher.targets,
+                    int(self.cfg.trainer.eval_batch_size),
+                )
+
+        else:
+            raise ValueError(f"unknown curriculum {cfg.name!r}; known: none, loss, score")
+        collective = self.collective
+        return Curriculum(
+            batcher,
+            score,
+            start_fraction=float(cfg.start_fraction),
+            pace=str(cfg.pace),
+            pace_epochs=int(cfg.pace_epochs),
+            pace_steps=int(cfg.pace_steps),
+            warmup_epochs=int(cfg.warmup_epochs),
+            share_scores=None if collective is None else collective.broadcast,
+        )
 
     def is_better(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -289,6 +370,12 @@ class TrainingRecipe:
         params["model.num_parameters"] = sum(p.numel() for p in self.parts.model.parameters())
         params["loss.resolved"] = self.loss.name
         params["device"] = str(self.device)
+        if self.launch.distributed:
+            params["distributed.world_size"] = self.launch.world_size
+            params["distributed.backend"] = backend_name()
+            params["distributed.per_rank_batch_size"] = (
+                int(self.cfg.trainer.batch_size) // self.launch.world_size
+            )
         params.update(self.data_profile.as_params())
         tracker.log_params(params)
         tracker.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
@@ -307,7 +394,7 @@ class TrainingRecipe:
                 exploding_threshold=monitor_cfg.exploding_threshold,
                 warn_every_n_steps=monitor_cfg.warn_every_n_steps,
             )
-            if monitor_cfg.every_n_steps > 0
+            if monitor_cfg.every_n_steps > 0 and self.launch.is_main  # rank 0 records it
             else None
         )
         autocast, scaler = precision_context(trainer.precision, self.device)
@@ -323,11 +410,13 @@ class TrainingRecipe:
             scaler=scaler,
             gradient_monitor=self.gradient_monitor,
             checkpoint_every_n_steps=trainer.checkpoint_every_n_steps if trainer.checkpoint else 0,
+            collective=self.collective,
         )
 
     def train(self, tracker: Tracker, display: EpochListener) -> Progress:
         trainer = self.cfg.trainer
-        checkpoints = CheckpointWriter(self, tracker) if trainer.checkpoint else None
+        writes = trainer.checkpoint and self.launch.is_main  # rank 0 writes for every rank
+        checkpoints = CheckpointWriter(self, tracker) if writes else None
         self.checkpoints = checkpoints
         listeners = [display] if checkpoints is None else [checkpoints, display]
         stopping = trainer.early_stopping
@@ -395,6 +484,9 @@ class TrainingRecipe:
             ),
             "rng": capture_rng_state(),
             "data_position": {"epoch": progress.epoch, "batch": progress.batch_in_epoch},
+            "curriculum": (
+                None if self.parts.curriculum is None else self.parts.curriculum.state_dict()
+            ),
             "config": self.config_dict,
             "run_id": self.run_id,
         }
@@ -407,7 +499,11 @@ class TrainingRecipe:
         self.parts.schedule.load_state_dict(state["scheduler"])
         self.progress = Progress(**state["progress"])
         self.resumed_state = state
-        restore_rng_state(state["rng"])
+        if self.parts.curriculum is not None and state.get("curriculum"):
+            self.parts.curriculum.load_state_dict(state["curriculum"])
+        restore_rng_state(state["rng"])  # rank 0's: the only ones a checkpoint holds
+        if self.launch.rank > 0:
+            seed_everything(rank_seed(self.cfg.seed, self.launch.rank, self.progress.step))
 
 
 def overfit_verdict(progress: Progress, threshold: float = 0.05) -> tuple[bool, str]:

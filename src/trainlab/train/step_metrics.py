@@ -9,6 +9,7 @@ a step went non-finite.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,10 +31,19 @@ class StepMetrics:
 
     A step's gradient norm is given either as the global norm (a 0-d tensor) or, cheaper in
     the hot loop, as its per-parameter norms, from which the global norm is computed at the
-    drain for all buffered steps in one op."""
+    drain for all buffered steps in one op.
 
-    def __init__(self, norm_type: float = 2.0) -> None:
+    ``reduce_losses`` (a data-parallel run: the mean over the ranks) combines the buffered
+    losses of every rank at the drain, one collective per flush; the gradient norms are
+    those of the already averaged gradients, the same on every rank."""
+
+    def __init__(
+        self,
+        norm_type: float = 2.0,
+        reduce_losses: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.norm_type = norm_type
+        self.reduce_losses = reduce_losses
         self._steps: list[int] = []
         self._losses: list[torch.Tensor] = []
         self._grad_norms: list[torch.Tensor | None] = []
@@ -70,7 +80,10 @@ class StepMetrics:
         if not self._steps:
             return Drained([])
         steps = self._steps
-        rows = [torch.stack(self._losses).float(), self._global_norms().float()]
+        losses_row = torch.stack(self._losses).float()
+        if self.reduce_losses is not None:
+            losses_row = self.reduce_losses(losses_row)
+        rows = [losses_row, self._global_norms().float()]
         if self._penalties:
             rows.append(torch.stack(self._penalties).float())
         values = torch.stack(rows).cpu().tolist()

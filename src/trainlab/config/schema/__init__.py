@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from trainlab.config.schema.curriculum import CURRICULUM_SCHEMAS, CurriculumConfig
 from trainlab.config.schema.dataset import DATASET_SCHEMAS, DatasetConfig
 from trainlab.config.schema.loss import LOSS_SCHEMAS, LossConfig
 from trainlab.config.schema.model import MODEL_SCHEMAS, ModelConfig
@@ -29,6 +30,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "scheduler": SCHEDULER_SCHEMAS,
     "regularizer": REGULARIZER_SCHEMAS,
     "loss": LOSS_SCHEMAS,
+    "curriculum": CURRICULUM_SCHEMAS,
 }
 
 
@@ -45,6 +47,7 @@ class TrainConfig:
     scheduler: Any = MISSING
     regularizer: dict[str, Any] = field(default_factory=dict)  # name -> options
     loss: Any = MISSING
+    curriculum: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     # The tools that probe a config (trainlab lr-find, optimizer.lr=auto, batch-size-find).
@@ -75,6 +78,7 @@ def register_schemas() -> None:
 __all__ = [
     "GROUP_SCHEMAS",
     "BatchSizeFindConfig",
+    "CurriculumConfig",
     "DatasetConfig",
     "LossConfig",
     "LrFindConfig",

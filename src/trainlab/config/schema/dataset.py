@@ -179,6 +179,9 @@ class CsvConfig(DatasetConfig):
     task: str = one_of("auto", *TASKS)  # auto: from the target
     categorical: list[str] | None = None  # None: every non-numeric column is one-hot encoded
     missing: str = one_of("reject", *MISSING_POLICIES)
+    # A numeric column scoring how hard each row is (higher: harder), for curriculum=score;
+    # it is not a feature.
+    difficulty_column: str | None = None
 
 
 @dataclass

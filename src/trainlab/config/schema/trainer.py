@@ -37,6 +37,9 @@ class TrainerConfig:
     batch_size: int = at_least(1, 64)
     eval_batch_size: int = at_least(1, 1024)
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    # auto: ddp when torchrun started several processes, else single; ddp: one process per
+    # device under torchrun (DistributedDataParallel), trainer.batch_size is the global batch.
+    strategy: str = one_of("auto", "auto", "single", "ddp")
     monitor: str = "val/loss"  # metric that picks the best checkpoint
     mode: str = one_of("auto", "auto", "min", "max")  # auto: min for losses and errors
     # Per-step metrics stay on the device and are sent every this many steps (and at epoch end):
