@@ -66,6 +66,11 @@ def run(args: list[str]) -> int:
             "to inspect one job (`trainlab train OVERRIDES --cfg job`), or run `trainlab "
             "validate -m OVERRIDES` to check every job of the sweep."
         )
+    if getattr(parsed, "multirun", False) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError(
+            "-m (a sweep) does not run under torchrun: every process would launch the whole "
+            "sweep. Run each job of the sweep with torchrun, or sweep without torchrun."
+        )
     if not any(getattr(parsed, flag, None) for flag in INSPECTING_FLAGS):
         validate_command_line(args)
     from trainlab.tracking.run_tags import COMMAND_ENV

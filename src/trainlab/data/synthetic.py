@@ -36,7 +36,9 @@ def _with_difficulty(arrays: Arrays, difficulty: np.ndarray) -> Arrays:
     return arrays
 
 
-def _curve_margin(features: np.ndarray, targets: np.ndarray, curves: list[np.ndarray]) -> np.ndarray:
+def _curve_margin(
+    features: np.ndarray, targets: np.ndarray, curves: list[np.ndarray]
+) -> np.ndarray:
     """Distance of each point to its own class's curve (dense points) minus the distance to
     the nearest other class's curve: negative on the right side, positive past the boundary."""
     distances = np.stack(
@@ -208,9 +210,7 @@ def _always(cfg: Any) -> bool:
 SPECS = [
     DatasetSpec("xor", lambda cfg: DatasetInfo(CLASSIFICATION, 2, (2,)), _xor, _always),
     DatasetSpec("moons", lambda cfg: DatasetInfo(CLASSIFICATION, 2, (2,)), _moons, _always),
-    DatasetSpec(
-        "circles", lambda cfg: DatasetInfo(CLASSIFICATION, 2, (2,)), _circles, _always
-    ),
+    DatasetSpec("circles", lambda cfg: DatasetInfo(CLASSIFICATION, 2, (2,)), _circles, _always),
     DatasetSpec("spirals", _describe_spirals, _spirals, _always),
     DatasetSpec("blobs_imbalanced", _describe_blobs, _blobs_imbalanced, _always),
     DatasetSpec(

@@ -42,15 +42,17 @@ class NullTracker:
 
     run_id = "none"
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self.metrics: list[tuple[str, float, int]] = []
+    def __init__(self, directory: Path | None = None, keep_metrics: bool = True) -> None:
+        self.metrics: list[tuple[str, float, int]] = []  # what was logged (tests read it)
         self._directory = directory
+        self._keep_metrics = keep_metrics  # False: drop them (a long run's other ranks)
 
     def log_params(self, params: dict[str, Any]) -> None:
         pass
 
     def log_metrics(self, metrics: list[tuple[str, float, int]]) -> None:
-        self.metrics.extend(metrics)
+        if self._keep_metrics:
+            self.metrics.extend(metrics)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         pass

@@ -142,9 +142,7 @@ def device_for(requested: str, launch: Launch) -> torch.device | None:
     let the usual choice (``trainer.device``) decide."""
     if not launch.distributed:
         return None
-    wants_cuda = requested.startswith("cuda") or (
-        requested == "auto" and torch.cuda.is_available()
-    )
+    wants_cuda = requested.startswith("cuda") or (requested == "auto" and torch.cuda.is_available())
     return torch.device("cuda", launch.local_rank) if wants_cuda else torch.device("cpu")
 
 
@@ -215,7 +213,9 @@ class Collective:
 
 def shard_sizes(count: int, world_size: int) -> list[int]:
     """How ``torch.tensor_split`` cuts ``count`` rows into ``world_size`` shards."""
-    return [count // world_size + (1 if rank < count % world_size else 0) for rank in range(world_size)]
+    return [
+        count // world_size + (1 if rank < count % world_size else 0) for rank in range(world_size)
+    ]
 
 
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:

@@ -60,13 +60,37 @@ def train_job(cfg: DictConfig) -> float | None:
 def run_training(
     cfg: DictConfig, context: JobContext, in_sweep: bool = False, label: str = ""
 ) -> float | None:
-    """Validate, build, track, train and close one run; see the module doc for exit codes."""
+    """Validate, build, track, train and close one run; see the module doc for exit codes.
+    Under torchrun (``trainer.strategy=ddp``) every rank runs this; rank 0 records the run."""
+    from trainlab.train.distributed import (
+        device_for,
+        launch_problems,
+        resolve_launch,
+        start_process_group,
+        stop_process_group,
+    )
+
+    problems = validate_config(cfg) + launch_problems(cfg)
+    if problems:  # before any process group: every rank exits alike, none waits for another
+        _exit_bad_input(ConfigError(problems))
+    context.launch = resolve_launch(cfg)
+    if not context.launch.distributed:
+        return _run_in_process(cfg, context, in_sweep, label)
+    device = device_for(str(cfg.trainer.device), context.launch)
+    assert device is not None
+    start_process_group(context.launch, device)
+    try:
+        return _run_in_process(cfg, context, in_sweep, label)
+    finally:
+        stop_process_group()
+
+
+def _run_in_process(
+    cfg: DictConfig, context: JobContext, in_sweep: bool, label: str
+) -> float | None:
     from trainlab.data.datasets import DatasetError
     from trainlab.train.signals import stop_on_signals
 
-    problems = validate_config(cfg)
-    if problems:
-        _exit_bad_input(ConfigError(problems))
     lr_found = None
     try:
         if cfg.optimizer.lr == AUTO_LR:  # the range test first; train with its pick
@@ -79,7 +103,10 @@ def run_training(
         _exit_bad_input(ConfigError([Problem("optimizer.lr", str(error))]))
 
     started = time.monotonic()
-    with stop_on_signals():
+    if not context.launch.is_main:
+        with stop_on_signals(repeat_grace_s=2.0):
+            return train_as_worker(recipe)
+    with stop_on_signals(repeat_grace_s=2.0 if context.launch.distributed else 0.0):
         try:
             tracker = _start_tracker(cfg, context)
         except Exception as error:  # the store cannot be opened: nothing was recorded
@@ -172,6 +199,26 @@ def train_and_track(
     return progress.best_value
 
 
+def train_as_worker(recipe: TrainingRecipe) -> float | None:
+    """Train a set-up recipe on a rank other than 0: the same steps, nothing recorded
+    (rank 0 talks to MLflow and writes the checkpoints), nothing printed but a failure."""
+    from trainlab.tracking.base import NullTracker
+    from trainlab.train.loop import EpochListener
+    from trainlab.train.signals import TrainingInterrupted
+
+    try:
+        progress = recipe.train(NullTracker(keep_metrics=False), EpochListener())
+    except TrainingInterrupted as stop:
+        raise SystemExit(stop.exit_code) from None
+    except Exception as error:
+        print(
+            f"Training failed on rank {recipe.launch.rank}: {type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    return progress.best_value
+
+
 def _gradients_of(recipe: TrainingRecipe) -> dict[str, Any] | None:
     """The gradient monitor's samples (what it logged as gradients/gradients.json)."""
     monitor = recipe.gradient_monitor
@@ -216,5 +263,6 @@ def _ping_server(uri: str) -> None:
 
 
 def _exit_bad_input(error: ConfigError) -> None:
-    print(error.render(), file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank exits 2; one speaks
+        print(error.render(), file=sys.stderr)
     raise SystemExit(2)

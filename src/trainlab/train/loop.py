@@ -19,9 +19,9 @@ from trainlab.metrics import compute_metrics
 from trainlab.optim.schedulers import LRSchedule
 from trainlab.regularizers import WeightPenalty
 from trainlab.tracking.base import Tracker
-from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.curriculum import Curriculum
 from trainlab.train.distributed import Collective, shard_sizes
+from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.gradients import NonFiniteError, describe_nonfinite, measure_and_clip
 from trainlab.train.signals import STOP, TrainingInterrupted
 from trainlab.train.step_metrics import Drained, StepMetrics

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -44,17 +45,25 @@ STOP = StopFlag()
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopFlag]:
-    """Within the block, SIGINT/SIGTERM set :data:`STOP` (main thread only)."""
+def stop_on_signals(repeat_grace_s: float = 0.0) -> Iterator[StopFlag]:
+    """Within the block, SIGINT/SIGTERM set :data:`STOP` (main thread only).
+
+    A second SIGINT within ``repeat_grace_s`` of the first counts as the same one: under
+    torchrun a Ctrl-C reaches every worker twice, from the terminal and forwarded by
+    torchrun, and should still stop cleanly."""
     STOP.signum = None
     if threading.current_thread() is not threading.main_thread():
         yield STOP
         return
+    first_at = [0.0]
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if STOP.signum is not None and signum == signal.SIGINT:
+            if time.monotonic() - first_at[0] < repeat_grace_s:
+                return
             sys.stderr.write("\nSecond interrupt: aborting now without cleanup.\n")
             os._exit(130)
+        first_at[0] = time.monotonic()
         STOP.signum = signum
         sys.stderr.write(
             f"\n{signal.Signals(signum).name}: stopping after this step "
