@@ -23,6 +23,7 @@ ARGS = (
     "trainer.progress=plain",
 )
 STEPS_PER_EPOCH = 23  # digits: 1437 training rows / batch 64
+CURRICULUM_KEY = "train/curriculum_fraction"
 HISTORY_KEYS = (
     "train/loss",
     "train/lr",
@@ -52,10 +53,10 @@ def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in client_for(uri).get_metric_history(run_id, key)]
 
 
-def kill_mid_epoch(folder: Path) -> str:
+def kill_mid_epoch(folder: Path, extra: tuple[str, ...] = ()) -> str:
     """Start the run, SIGKILL it right after a mid-epoch checkpoint of epoch 2 exists."""
     process = subprocess.Popen(
-        cli_command("train", *ARGS),
+        cli_command("train", *ARGS, *extra),
         cwd=folder,
         env=cli_env(),
         stdout=subprocess.DEVNULL,
@@ -80,17 +81,25 @@ def kill_mid_epoch(folder: Path) -> str:
     return run_id
 
 
+# With a curriculum the kill falls in its first epoch (the loss scores are computed at the
+# start of epoch 2, after the warm-up epoch): they must come back from the checkpoint.
+CURRICULUM = ("curriculum=loss", "curriculum.pace_epochs=2", "curriculum.start_fraction=0.3")
+
+
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [(), CURRICULUM], ids=["plain", "curriculum"])
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(
+    tmp_path: Path, extra: tuple[str, ...]
+) -> None:
     alone, killed = tmp_path / "alone", tmp_path / "killed"
     alone.mkdir()
     killed.mkdir()
-    done = run_cli("train", *ARGS, cwd=alone)
+    done = run_cli("train", *ARGS, *extra, cwd=alone)
     assert done.returncode == 0, explain(done)
     alone_uri = sqlite_uri(alone / "outputs")
     alone_id, _ = only_run(alone_uri)
 
-    run_id = kill_mid_epoch(killed)
+    run_id = kill_mid_epoch(killed, extra)
     resumed = run_cli("resume", run_id, cwd=killed)
     assert resumed.returncode == 0, explain(resumed)
     assert "Resuming run" in resumed.stdout
@@ -109,6 +118,11 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
             history(alone_uri, alone_id, key)
         ), f"{key} history differs from the uninterrupted run"
     assert len(history(killed_uri, run_id, "train/loss")) == 3 * STEPS_PER_EPOCH
+    if extra:
+        fractions = [value for _, value in sorted(history(killed_uri, run_id, CURRICULUM_KEY))]
+        assert fractions == pytest.approx([1.0, 0.3, 0.65])  # warm-up, start, half-way
+        scores = torch.load(checkpoint_dir(killed, run_id) / "last.pt", weights_only=True)
+        assert scores["curriculum"]["scores"].shape == (1437,)
 
 
 @pytest.mark.slow
