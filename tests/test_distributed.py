@@ -245,9 +245,7 @@ def test_sigterm_under_torchrun_checkpoints_and_resumes(tmp_path: Path) -> None:
     )["step"]
     assert 0 < stopped_at < 15 * 23
 
-    resumed = _run(
-        _torchrun("resume", run_id), tmp_path
-    )  # the same run, two processes again
+    resumed = _run(_torchrun("resume", run_id), tmp_path)  # the same run, two processes again
     assert resumed.returncode == 0, explain(resumed)
     assert _only_run(uri) == (run_id, "FINISHED")
     steps = [m.step for m in client_for(uri).get_metric_history(run_id, "train/loss")]
