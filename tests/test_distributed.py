@@ -235,7 +235,11 @@ def test_sigterm_under_torchrun_checkpoints_and_resumes(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert "exitcode  : 143" in stderr or process.returncode in (143, -signal.SIGTERM), stderr
+    # torchrun itself exits 1 with its SignalException (torch's doing); the workers stopped
+    # cleanly: rank 0 wrote the checkpoint and closed the run.
+    assert process.returncode != 0
+    assert "marked KILLED" in stderr, stderr[-3000:]
+    assert stderr.count("SIGTERM: stopping after this step") == 2  # both ranks got it
     uri = sqlite_uri(tmp_path / "outputs")
     run_id, status = _only_run(uri)
     assert status == "KILLED", stderr[-3000:]
