@@ -4,6 +4,7 @@ scores, and that the state comes back from a checkpoint."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from trainlab.config.errors import ConfigError
 from trainlab.data.datasets import load
 from trainlab.tracking.base import NullTracker
 from trainlab.train.curriculum import PACES, pace_fraction, per_example_losses
-from trainlab.train.loop import EpochListener
+from trainlab.train.loop import EpochListener, Progress
 from trainlab.train.recipe import JobContext, TrainingRecipe
 
 FRACTION = "train/curriculum_fraction"
@@ -28,7 +29,7 @@ def test_every_pace_starts_at_the_start_fraction_and_reaches_one(pace: str) -> N
     values = [pace_fraction(pace, epoch, 8, 0.2, 4) for epoch in range(12)]
     assert values[0] == pytest.approx(0.2)
     assert values[8:] == pytest.approx([1.0] * 4)
-    assert all(a <= b + 1e-12 for a, b in zip(values, values[1:], strict=False))
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(values))
     assert values[4] < 1.0
 
 
@@ -64,7 +65,9 @@ def _rows_seen_per_epoch(recipe: TrainingRecipe) -> list[set[int]]:
             seen[-1].update(lookup[tuple(row.tolist())] for row in inputs[0])
 
     class NewEpoch(EpochListener):
-        def on_epoch_end(self, progress: object, metrics: object, improved: bool) -> None:
+        def on_epoch_end(
+            self, progress: Progress, metrics: dict[str, float], improved: bool
+        ) -> None:
             seen.append(set())
 
     seen.append(set())
@@ -152,8 +155,10 @@ def test_loss_curriculum_scores_after_the_warm_up_and_keeps_the_low_loss_rows(
     scores_at_warmup_end: list[torch.Tensor] = []
 
     class ScoreAfterWarmUp(EpochListener):
-        def on_epoch_end(self, progress: object, metrics: object, improved: bool) -> None:
-            if getattr(progress, "epoch") == 2:  # the model that scores the examples
+        def on_epoch_end(
+            self, progress: Progress, metrics: dict[str, float], improved: bool
+        ) -> None:
+            if progress.epoch == 2:  # the model that scores the examples
                 scores_at_warmup_end.append(
                     per_example_losses(
                         recipe.parts.model, recipe.loss, batcher.features, batcher.targets, 512
