@@ -171,9 +171,11 @@ class Collective:
     """The few things the ranks compute together. Called at flush points only (every
     ``log_every_n_steps`` steps, epoch ends), which every rank reaches at the same step."""
 
-    def __init__(self, launch: Launch) -> None:
+    def __init__(self, launch: Launch, device: torch.device | None = None) -> None:
         self.rank = launch.rank
         self.world_size = launch.world_size
+        # nccl moves CUDA tensors only: small flags and scores travel on the run's device.
+        self.device = device or torch.device("cpu")
 
     def mean(self, values: torch.Tensor) -> torch.Tensor:
         """The element-wise mean of ``values`` over the ranks (a new tensor)."""
@@ -184,7 +186,7 @@ class Collective:
     def stop_signal(self, local: int | None) -> int | None:
         """The signal any rank has received (the largest number), or None: all ranks stop
         together, at the same step, or none does."""
-        flag = torch.tensor([local or 0], dtype=torch.int64)
+        flag = torch.tensor([local or 0], dtype=torch.int64, device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         signum = int(flag.item())
         return signum or None
@@ -197,9 +199,10 @@ class Collective:
         return not bool(bad.item())
 
     def broadcast(self, value: torch.Tensor) -> torch.Tensor:
-        """Rank 0's ``value`` on every rank (in place)."""
-        dist.broadcast(value, src=0)
-        return value
+        """Rank 0's ``value`` on every rank (a tensor on ``value``'s device)."""
+        shared = value.to(self.device).contiguous()
+        dist.broadcast(shared, src=0)
+        return shared.to(value.device)
 
     def gather_rows(self, shard: torch.Tensor, sizes: list[int]) -> torch.Tensor:
         """Every rank's ``shard`` (rank r holds ``sizes[r]`` rows) concatenated in rank order."""

@@ -227,9 +227,8 @@ class TrainingRecipe:
         self.scaler: Any = None
         self.run_id: str | None = None
         self.resumed_state: dict[str, Any] | None = None
-        launch = context.launch
-        self.launch = launch
-        self.collective = Collective(launch) if launch.distributed else None
+        self.launch = context.launch
+        self.collective: Collective | None = None  # set up with the device, in setup()
 
     def setup(self) -> None:
         """Seed, pick the device, load and split the data, build model/loss/optimizer/schedule."""
@@ -243,6 +242,8 @@ class TrainingRecipe:
         self.device = device_for(cfg.trainer.device, self.launch) or pick_device(
             cfg.trainer.device
         )
+        if self.launch.distributed:
+            self.collective = Collective(self.launch, self.device)
         split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
         self.info = split.info
         self.loss = build_loss(cfg.loss, split.info, split.train_targets)
