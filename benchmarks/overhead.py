@@ -219,7 +219,7 @@ def trainlab_loop(
     prepare: Callable[[TrainingRecipe, MlflowTracker], None] | None = None,
 ) -> RunResult:
     """A full tracked trainlab run; only ``train()`` + ``close()`` are timed. ``prepare`` may
-    instrument or alter the recipe and tracker first (``overhead_breakdown.py`` does)."""
+    instrument or alter the recipe and tracker first (a profiling script can)."""
     recipe = build_recipe(cfg, costs)
     started = time.perf_counter()
     tracker = MlflowTracker(

@@ -16,12 +16,13 @@ HELP = """usage: trainlab batch-size-find [OVERRIDES]
 
 Builds the configured run and, for batch sizes 2^k from batch_size_find.min_batch_size up to
 batch_size_find.max_batch_size (default: the training rows), trains
-batch_size_find.warmup_steps untimed and batch_size_find.steps timed optimizer steps,
-restoring the model in between. Measures samples/s, peak memory (CUDA: allocated tensors;
-CPU: the process's peak resident memory) and the activations a step keeps for backward (exact,
-the part that grows with the batch), stops at the first out-of-memory error on a GPU or
-past batch_size_find.max_memory_mb, and recommends the smallest batch size within
-batch_size_find.throughput_fraction (0.9) of the best throughput.
+batch_size_find.warmup_steps untimed optimizer steps, then batch_size_find.repeats timed
+blocks of batch_size_find.steps steps (the fastest block counts: another process can only
+slow a block down), restoring the model in between. Measures samples/s, peak memory
+(CUDA: allocated tensors; CPU: the process's peak resident memory) and the activations a step
+keeps for backward (exact, the part that grows with the batch), stops at the first
+out-of-memory error on a GPU or past batch_size_find.max_memory_mb, and recommends the
+smallest batch size within batch_size_find.throughput_fraction (0.9) of the best throughput.
 
 examples:
   trainlab batch-size-find
@@ -45,6 +46,8 @@ def run(args: list[str]) -> int:
     from trainlab.config.compose import compose_config
 
     cfg = compose_config(overrides)
+    import torch
+
     from trainlab.data.datasets import DatasetError
     from trainlab.tools.batch_size import search
     from trainlab.tools.lr_find import with_lr
@@ -57,11 +60,27 @@ def run(args: list[str]) -> int:
         recipe.setup()
     except DatasetError as error:
         raise ConfigError([Problem(error.key, str(error))]) from None
+    load_before = os.getloadavg()[0]
     result = search(recipe.parts, recipe.step_controls(), recipe.device, cfg.batch_size_find)
     print_table(result, cfg)
+    warn_if_busy(max(load_before, os.getloadavg()[0]), recipe.device.type, torch.get_num_threads())
     run_id = record(cfg, overrides, result, recipe.config_dict)
     print(f"Recorded as MLflow run {run_id} ({ROLE_TAG}=batch-size-find) in {cfg.tracking.uri}")
     return 0
+
+
+def warn_if_busy(load: float, device_type: str, threads: int) -> None:
+    """On the CPU, other processes' load skews the timings (most with several torch threads,
+    each waiting for the others at every operation): say so, and what helps."""
+    cores = os.cpu_count() or 1
+    if device_type != "cpu" or load <= max(0.0, cores - threads) + 0.5:
+        return
+    print(
+        f"Note: the CPU was busy (load average {load:.1f} on {cores} cores) while torch ran "
+        f"{threads} thread(s): the timings above are lower and noisier than on an idle "
+        "machine. Run it again when the machine is idle"
+        + (", or with trainer.threads=1." if threads > 1 else ".")
+    )
 
 
 def print_table(result: Any, cfg: Any, rich: bool | None = None) -> None:

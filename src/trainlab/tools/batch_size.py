@@ -176,10 +176,17 @@ def saved_activation_mb(
 
 
 def time_batch_size(
-    parts: Any, controls: Any, batch_size: int, steps: int, warmup: int, meter: MemoryMeter
+    parts: Any,
+    controls: Any,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    meter: MemoryMeter,
+    repeats: int = 1,
 ) -> Trial:
-    """Train ``warmup`` then ``steps`` steps at ``batch_size`` (model and optimizer restored
-    afterwards); the timed steps end with one host sync, so queued device work is counted."""
+    """Train ``warmup`` then ``repeats`` timed blocks of ``steps`` steps at ``batch_size``
+    (model and optimizer restored afterwards); the fastest block counts. Each block ends
+    with one host sync, so queued device work is counted."""
     from trainlab.data.batcher import InMemoryBatcher
     from trainlab.tools.probe import endless_batches, restored, training_step
 
@@ -194,15 +201,17 @@ def time_batch_size(
         trial.activation_mb = saved_activation_mb(parts, controls, next(batches))
         for _ in range(warmup):
             training_step(parts, controls, *next(batches))
-        loss = None
-        _synchronize(meter.device)
-        started = time.perf_counter()
-        for _ in range(steps):
-            loss = training_step(parts, controls, *next(batches))
-        if loss is not None:
-            float(loss)  # waits for the device
-        _synchronize(meter.device)
-        seconds = max(time.perf_counter() - started, 1e-9)
+        seconds = math.inf
+        for _ in range(repeats):
+            loss = None
+            _synchronize(meter.device)
+            started = time.perf_counter()
+            for _ in range(steps):
+                loss = training_step(parts, controls, *next(batches))
+            if loss is not None:
+                float(loss)  # waits for the device
+            _synchronize(meter.device)
+            seconds = min(seconds, max(time.perf_counter() - started, 1e-9))
         trial.peak_memory_mb = meter.peak_mb()
     rows = len(source.targets)
     samples = min(batch_size, rows) * steps
@@ -232,7 +241,13 @@ def search(parts: Any, controls: Any, device: torch.device, settings: Any) -> Se
     for size in sizes:
         try:
             trial = time_batch_size(
-                parts, controls, size, int(settings.steps), int(settings.warmup_steps), meter
+                parts,
+                controls,
+                size,
+                int(settings.steps),
+                int(settings.warmup_steps),
+                meter,
+                repeats=int(settings.repeats),
             )
         except Exception as error:
             if not is_out_of_memory(error):

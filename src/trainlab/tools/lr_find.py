@@ -252,8 +252,11 @@ class LrFindResult:
     def report(self) -> list[str]:
         """What the command prints: the suggestion, how it was chosen, the other rules."""
         s, t = self.suggestion, self.test
+        labels = {"minimum": "minimum/10"}  # the rule takes a tenth of the lowest point
         others = ", ".join(
-            f"{name} {lr:.3g}" for name, lr in s.by_method.items() if name != s.method
+            f"{labels.get(name, name)} {lr:.3g}"
+            for name, lr in s.by_method.items()
+            if name != s.method
         )
         return [
             s.line(),

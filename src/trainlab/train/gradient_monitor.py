@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 DEAD_UNIT_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
+
+# The live check rebuilds the doctor's history from every sample (about 10 ms): at most
+# this often, so a fast run does not spend its flushes on it (a halt checks at once).
+CHECK_INTERVAL_S = 2.0
 
 
 class GradientMonitor:
@@ -58,6 +63,7 @@ class GradientMonitor:
         self._dead_now: dict[int, torch.Tensor] = {}
         self._last_warning: dict[str, int] = {}
         self._checked = 0
+        self._checked_at = -math.inf  # time.monotonic() of the last check
         # Host copies of the samples already checked (grown at each check, not per step).
         self._host: dict[str, list[list[float]]] = {
             "grad_norm": [],
@@ -106,16 +112,20 @@ class GradientMonitor:
         self._update_ratios.append(change / self._weight_norms[-1].clamp_min(1e-12))
         self._before = None
 
-    def check(self) -> list[str]:
+    def check(self, at_once: bool = False) -> list[str]:
         """Warnings from the doctor's gradient detectors over every sample so far (called
-        when metrics are flushed, not per step); at most one per kind every
-        ``warn_every_n_steps`` steps."""
+        when metrics are flushed, not per step, and at most every ``CHECK_INTERVAL_S``
+        seconds unless ``at_once``); at most one per kind every ``warn_every_n_steps``
+        steps."""
         from trainlab.doctor.detectors import dead_units, exploding_gradients, vanishing_gradients
         from trainlab.doctor.history import GradientHistory
 
         if self._checked >= len(self.steps):
             return []
-        self._checked = len(self.steps)
+        now = time.monotonic()
+        if not at_once and now - self._checked_at < CHECK_INTERVAL_S:
+            return []
+        self._checked, self._checked_at = len(self.steps), now
         for key, rows in (
             ("grad_norm", self._grad_norms),
             ("weight_norm", self._weight_norms),

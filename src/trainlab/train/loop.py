@@ -168,9 +168,10 @@ def fit(
                 continue  # a skipped step does not enter the epoch's mean
             last_finite_loss[0] = value
             epoch_losses.append(value)
+        halting = nonfinite_step is not None and not skip_nonfinite
         if grad_monitor is not None:  # before a halt, so its warning shows what blew up
-            grad_monitor.check()
-        if nonfinite_step is not None and not skip_nonfinite:
+            grad_monitor.check(at_once=halting)
+        if halting and nonfinite_step is not None:
             names = [n for n, p in named if p.grad is not None] or [n for n, _ in named]
             raise NonFiniteError(
                 describe_nonfinite(

@@ -35,7 +35,10 @@ class BatchSizeFindConfig:
 
     min_batch_size: int = at_least(1, 8)
     max_batch_size: int | None = at_least(1, None, optional=True)  # None: the training rows
-    steps: int = at_least(1, 20)  # timed optimizer steps per batch size (more: steadier figures)
+    steps: int = at_least(1, 20)  # optimizer steps per timed block
+    # Timed blocks per batch size; the fastest counts (a block another process interrupted
+    # is slower, never faster, so the best of several is the steadiest figure).
+    repeats: int = at_least(1, 5)
     warmup_steps: int = non_negative(2)  # untimed steps first (allocator, caches)
     # Stop before a batch size whose peak memory exceeds this (MB); None: only an
     # out-of-memory error on a GPU stops the search.
