@@ -11,20 +11,34 @@ relative on val/loss.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from helpers import cli_env, client_for, explain, run_cli, sqlite_uri
 from trainlab.data.batcher import InMemoryBatcher
-from trainlab.train.distributed import launch_problems, resolve_launch, shard_sizes
+from trainlab.tracking.base import NullTracker
+from trainlab.train.distributed import (
+    SINGLE_PROCESS,
+    Collective,
+    Launch,
+    launch_problems,
+    resolve_launch,
+    shard_sizes,
+)
+from trainlab.train.loop import EpochListener
+from trainlab.train.recipe import JobContext, TrainingRecipe
 
 WEIGHT_TOLERANCE = 1e-5  # absolute, every weight
 VAL_LOSS_TOLERANCE = 1e-5  # relative
@@ -254,3 +268,50 @@ def test_sigterm_under_torchrun_checkpoints_and_resumes(tmp_path: Path) -> None:
     assert _only_run(uri) == (run_id, "FINISHED")
     steps = [m.step for m in client_for(uri).get_metric_history(run_id, "train/loss")]
     assert len(steps) == len(set(steps)) == 15 * 23  # no gap, no duplicate
+
+
+def test_ranks_talk_at_flushes_only_never_per_step(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-process gloo group runs the whole data-parallel path in this process: the
+    collectives are counted, and the result equals the plain single-process run."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    calls: Counter[str] = Counter()
+    for name in ("mean", "stop_signal", "all_finite", "gather_rows", "broadcast"):
+        original = getattr(Collective, name)
+
+        def counted(
+            self: Collective, *args: Any, _original: Any = original, _name: str = name
+        ) -> Any:
+            calls[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(Collective, name, counted)
+
+    def trained(launch: Launch) -> TrainingRecipe:
+        cfg = make_cfg("trainer.log_every_n_steps=10")
+        cfg.trainer.max_epochs = 2
+        recipe = TrainingRecipe(cfg, JobContext(launch=launch))
+        recipe.setup()
+        recipe.train(NullTracker(), EpochListener())
+        return recipe
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        parallel = trained(Launch(rank=0, world_size=1, local_rank=0, distributed=True))
+    finally:
+        dist.destroy_process_group()
+    assert isinstance(parallel.parts.training_model, DistributedDataParallel)
+    steps_per_epoch = len(parallel.parts.batcher)
+    assert parallel.progress.step == 2 * steps_per_epoch == 46
+    flushes = 2 * math.ceil(steps_per_epoch / 10)  # steps 10, 20 and the epoch end, twice
+    assert calls["mean"] == calls["stop_signal"] == flushes
+    assert calls["gather_rows"] == 2  # one validation per epoch
+    assert calls["all_finite"] == 0  # only on_nonfinite=skip checks every step
+
+    single = trained(SINGLE_PROCESS)
+    for name, value in single.parts.model.state_dict().items():
+        assert torch.allclose(value, parallel.parts.model.state_dict()[name], atol=1e-7), name
