@@ -122,7 +122,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(
         fractions = [value for _, value in sorted(history(killed_uri, run_id, CURRICULUM_KEY))]
         assert fractions == pytest.approx([1.0, 0.3, 0.65])  # warm-up, start, half-way
         scores = torch.load(checkpoint_dir(killed, run_id) / "last.pt", weights_only=True)
-        assert scores["curriculum"]["scores"].shape == (1437,)
+        assert scores["curriculum"]["scores"].shape == (1438,)  # one per training row
 
 
 @pytest.mark.slow
