@@ -209,15 +209,17 @@ def fit(
             if sampling and not micro_losses:  # once per optimizer step, not per micro-batch
                 grad_monitor.start()  # type: ignore[union-attr]
             steps_now = (batch_index + 1) % accumulate == 0 or batch_index == last_batch
-            # Micro-batches that only accumulate skip DDP's gradient all-reduce.
-            with controls.autocast(), (nullcontext() if steps_now else parts.no_sync()):
-                outputs = forward_model(features)
-                loss = parts.loss(outputs, targets)
-                share = parts.batcher.loss_scale(batch_index)  # 1.0 unless shards are unequal
-                if share != 1.0:
-                    loss = loss * share
-                penalty = sum_penalties(parts.penalties)
-                objective = loss if penalty is None else loss + penalty
+            # Micro-batches that only accumulate skip DDP's gradient all-reduce (no_sync
+            # must cover the backward); autocast covers the forward only, as torch advises.
+            with nullcontext() if steps_now else parts.no_sync():
+                with controls.autocast():
+                    outputs = forward_model(features)
+                    loss = parts.loss(outputs, targets)
+                    share = parts.batcher.loss_scale(batch_index)  # 1.0 unless shards differ
+                    if share != 1.0:
+                        loss = loss * share
+                    penalty = sum_penalties(parts.penalties)
+                    objective = loss if penalty is None else loss + penalty
                 if accumulate > 1:
                     objective = objective / accumulate
                 (objective if scaler is None else scaler.scale(objective)).backward()
