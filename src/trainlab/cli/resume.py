@@ -4,7 +4,6 @@ MLflow run (RUNNING again, then FINISHED), also after a SIGKILL left it RUNNING.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from trainlab.config.errors import UsageError
 
@@ -14,17 +13,6 @@ Continues run RUN_ID from its newest checkpoint that loads (last.pt, else older 
 with the config it was started with, into the same MLflow run. Weights, optimizer, schedule,
 counters, early-stopping state, every RNG and the position in the data are restored, so with
 trainer.deterministic=true on the CPU the result is bit-identical to an uninterrupted run."""
-
-
-def checkpoint_folder(artifact_uri: str, run_id: str) -> Path:
-    """Where a run's checkpoints are: its local artifact folder, else the local staging
-    folder used for remote stores."""
-    from trainlab.tracking.store import local_artifact_dir
-
-    local = local_artifact_dir(artifact_uri)
-    if local is not None:
-        return local / "checkpoints"
-    return Path("outputs") / "checkpoints" / run_id / "checkpoints"
 
 
 def run(args: list[str]) -> int:
@@ -37,7 +25,7 @@ def run(args: list[str]) -> int:
     from trainlab.config.compose import compose_config
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import COMMAND_ENV
-    from trainlab.tracking.store import make_client
+    from trainlab.tracking.store import checkpoint_folder, make_client
     from trainlab.train.checkpoint import CheckpointFolder
     from trainlab.train.job import train_and_track
     from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES, JobContext, TrainingRecipe

@@ -52,6 +52,10 @@ def validate_command_line(args: list[str]) -> list[DictConfig]:
                 configs.append(compose_in_context(job, folder))
             except ConfigError as error:
                 problems += [p for p in error.problems if p not in problems]
+        if getattr(parsed, "multirun", False):  # a Bayesian sweep: every bound and choice
+            from trainlab.sweeps.search_space import bayesian_sweep_problems
+
+            problems += [p for p in bayesian_sweep_problems(overrides, folder) if p not in problems]
     if problems:
         raise ConfigError(problems)
     return configs

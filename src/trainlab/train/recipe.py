@@ -56,6 +56,10 @@ class JobContext:
     parent_run_id: str | None = None
     command: str = ""
     threads: int = 0  # 0: leave torch's default
+    # In a Bayesian sweep: the job's Optuna trial (trainlab.sweeps.trial.TrialLink).
+    trial: Any = None
+    # A run this job continues instead of starting one (a resumed sweep, a requeued job).
+    resume_run_id: str | None = None
 
 
 @dataclass
@@ -217,6 +221,8 @@ class TrainingRecipe:
         self.scaler: Any = None
         self.run_id: str | None = None
         self.resumed_state: dict[str, Any] | None = None
+        # Listeners added by whoever runs the recipe (an Optuna trial's pruning reporter).
+        self.listeners: list[EpochListener] = []
 
     def setup(self) -> None:
         """Seed, pick the device, load and split the data, build model/loss/optimizer/schedule."""
@@ -329,7 +335,9 @@ class TrainingRecipe:
         trainer = self.cfg.trainer
         checkpoints = CheckpointWriter(self, tracker) if trainer.checkpoint else None
         self.checkpoints = checkpoints
-        listeners = [display] if checkpoints is None else [checkpoints, display]
+        listeners = [*self.listeners, display]
+        if checkpoints is not None:
+            listeners.insert(0, checkpoints)
         stopping = trainer.early_stopping
         if stopping.enabled:
             self.early_stopping = EarlyStopping(
