@@ -27,8 +27,8 @@ def _resubmission(launcher: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
     run_id = CURRENT_RUN.get("run_id")
     if run_id and args:
-        overrides = [o for o in args[0] if not o.startswith(f"hydra.job.env_set.{RESUME_ENV}=")]
-        args = (overrides + [f"hydra.job.env_set.{RESUME_ENV}={run_id}"], *args[1:])
+        overrides = [o for o in args[0] if not o.startswith(f"+hydra.job.env_set.{RESUME_ENV}=")]
+        args = (overrides + [f"+hydra.job.env_set.{RESUME_ENV}={run_id}"], *args[1:])
     return submitit.helpers.DelayedSubmission(launcher, *args, **kwargs)
 
 

@@ -148,7 +148,7 @@ def run_study(config: DictConfig, launcher: Any, arguments: list[str]) -> None:
                 batch.append((trial, dict(trial.params)))
                 to_ask -= 1
         overrides = [
-            [*space.trial_overrides(params), f"hydra.job.env_set.{TRIAL_ENV}={trial.number}"]
+            [*space.trial_overrides(params), f"+hydra.job.env_set.{TRIAL_ENV}={trial.number}"]
             for trial, params in batch
         ]
         returns = launcher.launch(overrides, initial_job_idx=job_number)
