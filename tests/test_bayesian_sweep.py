@@ -146,8 +146,14 @@ def test_the_search_space_grammar_maps_to_optuna_distributions() -> None:
     assert dims["model.hidden_sizes"] == CategoricalDistribution(["[64]", "[64,64]"])
     assert space.fixed == ["trainer.max_epochs=3"]
     overrides = space.trial_overrides(
-        {"optimizer.lr": 0.00123456789, "model.dropout": 0.1, "model.depth": 2,
-         "trainer.batch_size": 64, "optimizer": "sgd", "model.hidden_sizes": "[64,64]"}
+        {
+            "optimizer.lr": 0.00123456789,
+            "model.dropout": 0.1,
+            "model.depth": 2,
+            "trainer.batch_size": 64,
+            "optimizer": "sgd",
+            "model.hidden_sizes": "[64,64]",
+        }
     )
     assert "optimizer.lr=0.00123457" in overrides and "model.hidden_sizes=[64,64]" in overrides
 
@@ -164,7 +170,9 @@ def test_the_search_space_grammar_maps_to_optuna_distributions() -> None:
         ("interval(1,", "cannot parse"),
     ],
 )
-def test_a_badly_written_search_space_is_a_problem_with_its_key(written: str, expected: str) -> None:
+def test_a_badly_written_search_space_is_a_problem_with_its_key(
+    written: str, expected: str
+) -> None:
     _, problems = parse_search_space({"optimizer.lr": written}, [])
     assert len(problems) == 1, problems
     assert problems[0].key == "hydra.sweeper.params.optimizer.lr"

@@ -6,7 +6,6 @@ job report its per-epoch validation metric to the shared study storage, and tell
 how each trial ended. The work is in :mod:`trainlab.sweeps.study`.
 """
 
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +54,10 @@ class TrainlabOptunaSweeperConf:
 
 
 ConfigStore.instance().store(
-    group="hydra/sweeper", name="trainlab_optuna", node=TrainlabOptunaSweeperConf, provider="trainlab"
+    group="hydra/sweeper",
+    name="trainlab_optuna",
+    node=TrainlabOptunaSweeperConf,
+    provider="trainlab",
 )
 
 

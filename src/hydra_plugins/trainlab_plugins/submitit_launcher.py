@@ -7,7 +7,6 @@ which calls :meth:`checkpoint` and requeues the job. The resubmitted job carries
 its overrides and resumes that run from the checkpoint (RUNNING again, then FINISHED).
 """
 
-
 from typing import Any
 
 try:  # the cluster extra (pip install 'trainlab[cluster]')
@@ -16,7 +15,7 @@ try:  # the cluster extra (pip install 'trainlab[cluster]')
         SlurmLauncher,
     )
 except ImportError:  # without it Hydra must still start: these presets then fail by name
-    LocalLauncher = SlurmLauncher = object  # type: ignore[misc,assignment]
+    LocalLauncher = SlurmLauncher = object
 
 
 def _resubmission(launcher: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -28,7 +27,7 @@ def _resubmission(launcher: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     run_id = CURRENT_RUN.get("run_id")
     if run_id and args:
         overrides = [o for o in args[0] if not o.startswith(f"+hydra.job.env_set.{RESUME_ENV}=")]
-        args = (overrides + [f"+hydra.job.env_set.{RESUME_ENV}={run_id}"], *args[1:])
+        args = ([*overrides, f"+hydra.job.env_set.{RESUME_ENV}={run_id}"], *args[1:])
     return submitit.helpers.DelayedSubmission(launcher, *args, **kwargs)
 
 

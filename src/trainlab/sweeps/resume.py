@@ -20,7 +20,7 @@ def earlier_run(cfg: Any, context: Any, trial: Any) -> str | None:
     if os.environ.get(RESUME_ENV):
         return os.environ[RESUME_ENV]
     if trial is not None:
-        return trial.run_id  # type: ignore[no-any-return]
+        return trial.run_id
     if not (cfg.sweep.name and context.parent_run_id):
         return None
     from trainlab.tracking.store import make_client

@@ -146,7 +146,7 @@ def _dimension(override: Any, written: str) -> tuple[Dimension | None, Problem |
         )
     log = "log" in tags
     if isinstance(value, IntervalSweep):
-        low, high = float(value.start), float(value.end)
+        low, high = float(value.start or 0), float(value.end or 0)
         kind = "int" if "int" in tags else "float"
         problem = _check_bounds(where, written, low, high, log)
         if problem is None and kind == "int" and (low != int(low) or high != int(high)):
@@ -158,7 +158,7 @@ def _dimension(override: Any, written: str) -> tuple[Dimension | None, Problem |
         if not values:
             return None, Problem(where, f"{written!r} holds no value (is start < stop?).")
         if all(float(n) == int(n) for n in numbers if n is not None):
-            start, step = int(value.start), int(value.step or 1)
+            start, step = int(value.start or 0), int(value.step or 1)
             last = int(values[-1])
             if log and step != 1:
                 return None, Problem(where, f"{written!r}: a log-scale range needs step 1.")
@@ -175,7 +175,9 @@ def _dimension(override: Any, written: str) -> tuple[Dimension | None, Problem |
             return None, Problem(where, f"{written!r}: a choice has no log scale; drop the tag.")
         return Dimension(key, "choice", choices=choices, written=written), None
     if override.is_sweep_override():  # glob() and other forms Optuna has no distribution for
-        return None, Problem(where, f"{written!r} cannot be searched; use interval, range or choice.")
+        return None, Problem(
+            where, f"{written!r} cannot be searched; use interval, range or choice."
+        )
     return None, None
 
 
@@ -286,8 +288,11 @@ def _settings_problems(sweeper: Any) -> list[Problem]:
             from trainlab.config.suggest import did_you_mean
 
             problems.append(
-                Problem(key, f"no {key.split('.')[2]} {name!r}; available: "
-                f"{', '.join(known)}.{did_you_mean(str(name), known)}")
+                Problem(
+                    key,
+                    f"no {key.split('.')[2]} {name!r}; available: "
+                    f"{', '.join(known)}.{did_you_mean(str(name), known)}",
+                )
             )
     return problems
 

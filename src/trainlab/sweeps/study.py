@@ -66,7 +66,9 @@ def build_sampler(settings: Any) -> Any:
 
     if settings.name == "random":
         return optuna.samplers.RandomSampler(seed=settings.seed)
-    return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=settings.n_startup_trials)
+    return optuna.samplers.TPESampler(
+        seed=settings.seed, n_startup_trials=settings.n_startup_trials
+    )
 
 
 def build_pruner(settings: dict[str, Any]) -> Any:
@@ -133,7 +135,11 @@ def run_study(config: DictConfig, launcher: Any, arguments: list[str]) -> None:
     to_ask = max(0, int(settings.n_trials) - len(study.get_trials(states=ended)) - len(interrupted))
     log.info(
         "Optuna study %s in %s: %d trials ended, %d to resume, %d to start",
-        name, storage, len(study.get_trials(states=ended)), len(interrupted), to_ask,
+        name,
+        storage,
+        len(study.get_trials(states=ended)),
+        len(interrupted),
+        to_ask,
     )
     distributions = {d.key: d.distribution() for d in space.dimensions}
     job_number = 0

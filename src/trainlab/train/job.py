@@ -83,11 +83,12 @@ def continue_run(
     monitor = str(cfg.trainer.monitor)
     if run.info.status == "FINISHED":
         best = run.data.metrics.get(f"best/{monitor}")
-        print(f"[{label}] FINISHED earlier: run {run_id} ({run.info.run_name}); skipped", flush=True)
+        print(f"[{label}] FINISHED earlier: run {run_id} ({run.info.run_name}); skipped")
         return None if best is None else float(best)
+    folder = CheckpointFolder(checkpoint_folder(run.info.artifact_uri, run_id))
     state = None
     try:
-        path, state = CheckpointFolder(checkpoint_folder(run.info.artifact_uri, run_id)).newest_good()
+        path, state = folder.newest_good()
     except FileNotFoundError:
         path = None
     if state is not None:
