@@ -177,3 +177,72 @@ def test_a_badly_written_search_space_is_a_problem_with_its_key(
     assert len(problems) == 1, problems
     assert problems[0].key == "hydra.sweeper.params.optimizer.lr"
     assert expected in problems[0].message
+
+
+@pytest.mark.slow
+def test_a_trial_stopped_mid_run_is_resumed_into_its_run_when_the_command_runs_again(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from optuna.trial import TrialState
+
+    from helpers import cli_command, cli_env
+
+    steps_per_epoch, epochs = 23, 6
+    args = (
+        "-m",
+        "hparams_search=lr_wd",
+        f"trainer.max_epochs={epochs}",
+        "trainer.progress=none",
+        "model.hidden_sizes=[16]",
+        "trainer.checkpoint_every_n_steps=5",
+        "trainer.keep_last_checkpoints=100",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.pruner.name=none",
+    )
+    process = subprocess.Popen(
+        cli_command("train", *args),
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wanted = "*/artifacts/checkpoints/step-000000010.pt"
+    try:
+        for _ in range(6000):  # trial 0 has finished and trial 1 is early in its first epoch
+            if len(list((tmp_path / "outputs" / "artifacts").glob(wanted))) >= 2:
+                break
+            if process.poll() is not None:
+                pytest.fail(f"the sweep ended (exit {process.returncode}) too early")
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second trial never reached step 10")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    study = _study(tmp_path)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.RUNNING], states
+    stopped_run = study.trials[1].user_attrs["mlflow_run_id"]
+    uri = f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    assert client_for(uri).get_run(stopped_run).info.status == "KILLED"
+
+    done = run_cli("train", *args, cwd=tmp_path)
+    assert done.returncode == 0, explain(done)
+    study = _study(tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.trials[1].user_attrs["mlflow_run_id"] == stopped_run
+    runs = all_runs(uri)
+    assert len(runs) == 4, "one parent, three trials: the stopped one went on in its own run"
+    resumed = client_for(uri).get_run(stopped_run)
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.tags["trainlab.resumed_from"].startswith("step ")
+    steps = metric_steps(client_for(uri), stopped_run, "train/loss")
+    assert steps == list(range(1, epochs * steps_per_epoch + 1))
+    assert study.trials[1].value == pytest.approx(resumed.data.metrics["best/val/acc"])

@@ -37,8 +37,8 @@ def _runs_by_seed(uri: str) -> tuple[object, dict[str, object]]:
 
 
 def _stop_during_second_job(folder: Path) -> None:
-    """Start the sweep; SIGTERM it once the second job (seed=1) wrote a mid-epoch checkpoint
-    of its second epoch (the first job has FINISHED by then)."""
+    """Start the sweep; SIGTERM it once the second job (seed=1) wrote its first mid-epoch
+    checkpoint (the first job has FINISHED by then)."""
     process = subprocess.Popen(
         cli_command("train", *ARGS),
         cwd=folder,
@@ -46,7 +46,7 @@ def _stop_during_second_job(folder: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wanted = "*/artifacts/checkpoints/step-000000035.pt"
+    wanted = "*/artifacts/checkpoints/step-000000010.pt"
     try:
         for _ in range(6000):
             if len(list((folder / "outputs" / "artifacts").glob(wanted))) >= 2:
@@ -55,7 +55,7 @@ def _stop_during_second_job(folder: Path) -> None:
                 pytest.fail(f"the sweep ended (exit {process.returncode}) before job 1 ran")
             time.sleep(0.05)
         else:
-            pytest.fail("the second job never reached step 35")
+            pytest.fail("the second job never reached step 10")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 143
     finally:

@@ -75,11 +75,17 @@ def stop_on_signals() -> Iterator[StopFlag]:
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
     if preempt is not None:  # a submitit job: checkpoint first, then let submitit requeue
         REQUEUE_HANDLER.append(signal.signal(preempt, on_preemption))
+    pending = None
     try:
         yield STOP
+        pending = STOP.signum  # arrived after the last step: nothing in the block acted on it
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
         if preempt is not None:
             signal.signal(preempt, REQUEUE_HANDLER.pop())  # type: ignore[arg-type]
         STOP.signum = None
+    if pending is not None and pending != preempt:
+        # The run ended well, but the process was asked to stop: a sweep must not start its
+        # next job. (A preemption after the last step has nothing left to save.)
+        raise TrainingInterrupted(pending)
