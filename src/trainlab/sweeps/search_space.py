@@ -265,6 +265,16 @@ def bayesian_sweep_problems(overrides: list[str], folder: Path) -> list[Problem]
             continue
     if cfg is None or str(cfg.hydra.sweeper.get("_target_", "")) != SWEEPER_TARGET:
         return []
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        return [
+            Problem(
+                "hydra/sweeper",
+                "trainlab_optuna needs Optuna: pip install 'trainlab[sweep]' (make install "
+                "includes it).",
+            )
+        ]
     problems = _settings_problems(cfg.hydra.sweeper)
     job_overrides = [o for o in overrides if not _is_hydra(o)]
     space, parse_problems = parse_search_space(dict(cfg.hydra.sweeper.params or {}), job_overrides)
