@@ -246,3 +246,30 @@ def test_a_trial_stopped_mid_run_is_resumed_into_its_run_when_the_command_runs_a
     steps = metric_steps(client_for(uri), stopped_run, "train/loss")
     assert steps == list(range(1, epochs * steps_per_epoch + 1))
     assert study.trials[1].value == pytest.approx(resumed.data.metrics["best/val/acc"])
+
+
+@pytest.mark.slow
+def test_trials_in_joblib_workers_report_to_the_shared_study(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    done = run_cli(
+        "train",
+        *SEARCH,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=4",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, explain(done)
+    assert "Traceback" not in done.stderr and "database is locked" not in done.stderr
+    uri = f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    client = client_for(uri)
+    children = [r for r in all_runs(uri) if r.data.tags.get("trainlab.role") != "sweep"]
+    assert len(children) == 4
+    study = _study(tmp_path)
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    for trial in study.trials:  # every epoch a worker trained reached the study
+        run_id = trial.user_attrs["mlflow_run_id"]
+        epochs = len(metric_steps(client, run_id, "val/acc"))
+        assert sorted(trial.intermediate_values) == list(range(1, epochs + 1))
