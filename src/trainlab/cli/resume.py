@@ -4,7 +4,6 @@ MLflow run (RUNNING again, then FINISHED), also after a SIGKILL left it RUNNING.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from trainlab.config.errors import UsageError
@@ -21,17 +20,6 @@ trainer.batch_size (torchrun --standalone --nproc_per_node=2 -m trainlab resume 
 in one process with trainer.strategy=single."""
 
 
-def checkpoint_folder(artifact_uri: str, run_id: str) -> Path:
-    """Where a run's checkpoints are: its local artifact folder, else the local staging
-    folder used for remote stores."""
-    from trainlab.tracking.store import local_artifact_dir
-
-    local = local_artifact_dir(artifact_uri)
-    if local is not None:
-        return local / "checkpoints"
-    return Path("outputs") / "checkpoints" / run_id / "checkpoints"
-
-
 def run(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(HELP)
@@ -43,7 +31,7 @@ def run(args: list[str]) -> int:
 
     from trainlab.config.compose import compose_config
     from trainlab.config.errors import ConfigError
-    from trainlab.tracking.store import make_client
+    from trainlab.tracking.store import checkpoint_folder, make_client
     from trainlab.train.checkpoint import CheckpointFolder
     from trainlab.train.distributed import (
         device_for,

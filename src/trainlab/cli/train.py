@@ -52,6 +52,10 @@ def validate_command_line(args: list[str]) -> list[DictConfig]:
                 configs.append(compose_in_context(job, folder))
             except ConfigError as error:
                 problems += [p for p in error.problems if p not in problems]
+        if getattr(parsed, "multirun", False):  # a Bayesian sweep: every bound and choice
+            from trainlab.sweeps.search_space import bayesian_sweep_problems
+
+            problems += [p for p in bayesian_sweep_problems(overrides, folder) if p not in problems]
     if problems:
         raise ConfigError(problems)
     return configs
@@ -119,7 +123,11 @@ def _print_sweep(parent_id: str, uri: str, status: str) -> None:
     parent = client.get_run(parent_id)
     monitor = parent.data.tags.get("trainlab.monitor", "val/loss")
     mode = parent.data.tags.get("trainlab.mode", "auto")
-    rows = rank_runs(child_runs(client, parent_id), monitor, mode)
+    children = child_runs(client, parent_id)
+    rows = rank_runs(children, monitor, mode)
+    pruned = {c.info.run_id for c in children if c.data.tags.get("trainlab.pruned") == "true"}
+    for row in rows:  # a pruned trial's run FINISHED on purpose; the table says why it is short
+        row.status = "PRUNED" if row.run_id in pruned else row.status
     title = (
         f"{parent.info.run_name} ({parent_id}): {status}, {len(rows)} runs, best "
         f"{monitor} first. Browse: {ui_command(uri)}"

@@ -47,7 +47,7 @@ def source_tags() -> dict[str, str]:
 
 
 # Overrides that say where and how a job runs, not what it trains: left out of run names.
-PLUMBING_PREFIXES = ("tracking.", "trainer.progress", "hydra.", "hydra/")
+PLUMBING_PREFIXES = ("tracking.", "trainer.progress", "hydra.", "hydra/", "sweep.")
 
 
 def run_name_from(overrides: list[str]) -> str | None:

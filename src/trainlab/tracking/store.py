@@ -78,3 +78,12 @@ def local_artifact_dir(artifact_uri: str) -> Path | None:
 def runs_url(base: str, experiment_id: str) -> str:
     """The MLflow UI page of the experiment's training-runs table."""
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
+
+
+def checkpoint_folder(artifact_uri: str, run_id: str) -> Path:
+    """Where a run's checkpoints are: its local artifact folder, else the local staging
+    folder used for remote stores."""
+    local = local_artifact_dir(artifact_uri)
+    if local is not None:
+        return local / "checkpoints"
+    return Path("outputs") / "checkpoints" / run_id / "checkpoints"

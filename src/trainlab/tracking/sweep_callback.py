@@ -49,14 +49,36 @@ class MlflowSweepCallback(Callback):
             "trainlab.monitor": str(config.trainer.monitor),
             "trainlab.mode": str(config.trainer.mode),
         }
-        run = client.create_run(experiment_id, run_name=name, tags=tags)
+        run_id = _reopen_named_sweep(client, experiment_id, config)
+        if run_id is None:
+            from trainlab.sweeps.resume import SWEEP_NAME_TAG
+            from trainlab.sweeps.study import sweep_name
+
+            named = sweep_name(config)
+            if named:  # the same name run again finds this parent (a resumable sweep)
+                tags[SWEEP_NAME_TAG] = named
+            run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / PARENT_RUN_FILE).write_text(run.info.run_id + "\n")
-        OPEN_SWEEPS[run.info.run_id] = (uri, experiment_id)
-        log.info("MLflow parent run %s (%s)", run.info.run_id, name)
+        (sweep_dir / PARENT_RUN_FILE).write_text(run_id + "\n")
+        OPEN_SWEEPS[run_id] = (uri, experiment_id)
+        log.info("MLflow parent run %s (%s)", run_id, name)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_open_sweeps(interrupted=False)
+
+
+def _reopen_named_sweep(client: Any, experiment_id: str, config: DictConfig) -> str | None:
+    """The parent run of an earlier sweep with this one's name, back to RUNNING; None when
+    the sweep has no name or ran never before."""
+    from trainlab.sweeps.resume import named_parent
+    from trainlab.sweeps.study import sweep_name
+
+    name = sweep_name(config)
+    run_id = named_parent(client, experiment_id, name) if name else None
+    if run_id is not None:
+        client.update_run(run_id, status="RUNNING")
+        log.info("Sweep %r continues under its parent run %s", name, run_id)
+    return run_id
 
 
 def parent_run_id(sweep_dir: str | Path) -> str | None:

@@ -45,16 +45,85 @@ def job_context() -> tuple[JobContext, bool, str]:
         command=os.environ.get(COMMAND_ENV, " ".join(sys.argv)),
         threads=threads,
     )
+    if in_sweep:
+        from trainlab.sweeps.trial import TrialLink
+
+        context.trial = TrialLink.from_environment(hydra.sweep.dir)
     label = f"job {hydra.job.num}" if in_sweep else ""
     return context, in_sweep, label
 
 
 def train_job(cfg: DictConfig) -> float | None:
     """Hydra's task function. Returns the best monitored value (for sweepers that optimise)."""
+    from trainlab.sweeps.resume import earlier_run
+
     context, in_sweep, label = job_context()
     if cfg.trainer.threads > 0:
         context.threads = int(cfg.trainer.threads)
+    context.resume_run_id = earlier_run(cfg, context, context.trial)
+    if context.resume_run_id:
+        return continue_run(cfg, context, in_sweep=in_sweep, label=label)
     return run_training(cfg, context, in_sweep=in_sweep, label=label)
+
+
+def continue_run(
+    cfg: DictConfig, context: JobContext, in_sweep: bool = False, label: str = ""
+) -> float | None:
+    """A sweep's job that ran before (a resumed sweep, a requeued cluster job): a FINISHED
+    run is skipped, any other continues from its newest good checkpoint in the same MLflow
+    run (from the start, still in that run, if it never wrote one)."""
+    from trainlab.tracking.mlflow_tracker import MlflowTracker
+    from trainlab.tracking.store import checkpoint_folder, make_client
+    from trainlab.train.checkpoint import CheckpointFolder
+    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
+    from trainlab.train.signals import stop_on_signals
+
+    uri, run_id = str(cfg.tracking.uri), str(context.resume_run_id)
+    run = make_client(uri).get_run(run_id)
+    monitor = str(cfg.trainer.monitor)
+    if run.info.status == "FINISHED":
+        best = run.data.metrics.get(f"best/{monitor}")
+        print(f"[{label}] FINISHED earlier: run {run_id} ({run.info.run_name}); skipped")
+        return None if best is None else float(best)
+    folder = CheckpointFolder(checkpoint_folder(run.info.artifact_uri, run_id))
+    state = None
+    try:
+        path, state = folder.newest_good()
+    except FileNotFoundError:
+        path = None
+    if state is not None:
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create(state["config"])
+    recipe = TrainingRecipe(cfg, context)
+    recipe.setup()
+    if state is not None:
+        recipe.restore(state)
+    where = f"step {state['step']} ({path.name})" if state is not None and path else "the start"
+    print(f"[{label}] {run.info.status} earlier: resuming run {run_id} from {where}", flush=True)
+    with stop_on_signals():
+        tracker = MlflowTracker.reopen(
+            uri,
+            run_id,
+            flush_every_s=float(cfg.tracking.flush_every_s),
+            preload=GRADIENT_ARTIFACT_MODULES if cfg.trainer.gradient_monitor.every_n_steps else (),
+        )
+        tracker.set_tags({"trainlab.resumed_from": where})
+        _link_run(recipe, tracker)
+        return train_and_track(
+            recipe, tracker, in_sweep=in_sweep, label=label, resumed=state is not None
+        )
+
+
+def _link_run(recipe: TrainingRecipe, tracker: Any) -> None:
+    """What a sweep's job ties to its run: the Optuna trial's reporter, and the run id a
+    cluster requeue must continue."""
+    from trainlab.sweeps.cluster import CURRENT_RUN
+
+    CURRENT_RUN["run_id"] = tracker.run_id
+    trial = recipe.context.trial
+    if trial is not None:
+        recipe.listeners.append(trial.listener(tracker, recipe.monitor))
 
 
 def run_training(
@@ -118,6 +187,7 @@ def _run_in_process(
             _exit_bad_input(ConfigError([problem]))
         if lr_found is not None:
             record_auto_lr(tracker, lr_found, cfg)
+        _link_run(recipe, tracker)
         return train_and_track(recipe, tracker, in_sweep=in_sweep, label=label, started=started)
 
 
@@ -165,6 +235,10 @@ def train_and_track(
         if recipe.checkpoints is not None:  # a consistent state: between two steps
             recipe.checkpoints.save_now(recipe.progress)
         tracker.close("KILLED")
+        from trainlab.sweeps.cluster import preemption_signal, requeue
+
+        if stop.signum == preemption_signal():
+            requeue(stop.signum)  # submitit requeues the job and exits the process
         print(
             f"\nStopped by {stop}; run {tracker.run_id} marked KILLED. Continue it with: "
             f"trainlab resume {tracker.run_id}",

@@ -66,6 +66,10 @@ class JobContext:
     command: str = ""
     threads: int = 0  # 0: leave torch's default
     launch: Launch = SINGLE_PROCESS  # this process's rank under torchrun (trainer.strategy)
+    # In a Bayesian sweep: the job's Optuna trial (trainlab.sweeps.trial.TrialLink).
+    trial: Any = None
+    # A run this job continues instead of starting one (a resumed sweep, a requeued job).
+    resume_run_id: str | None = None
 
 
 @dataclass
@@ -229,6 +233,8 @@ class TrainingRecipe:
         self.resumed_state: dict[str, Any] | None = None
         self.launch = context.launch
         self.collective: Collective | None = None  # set up with the device, in setup()
+        # Listeners added by whoever runs the recipe (an Optuna trial's pruning reporter).
+        self.listeners: list[EpochListener] = []
 
     def setup(self) -> None:
         """Seed, pick the device, load and split the data, build model/loss/optimizer/schedule."""
@@ -419,7 +425,9 @@ class TrainingRecipe:
         writes = trainer.checkpoint and self.launch.is_main  # rank 0 writes for every rank
         checkpoints = CheckpointWriter(self, tracker) if writes else None
         self.checkpoints = checkpoints
-        listeners = [display] if checkpoints is None else [checkpoints, display]
+        listeners = [*self.listeners, display]
+        if checkpoints is not None:
+            listeners.insert(0, checkpoints)
         stopping = trainer.early_stopping
         if stopping.enabled:
             self.early_stopping = EarlyStopping(

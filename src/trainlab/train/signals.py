@@ -70,10 +70,31 @@ def stop_on_signals(repeat_grace_s: float = 0.0) -> Iterator[StopFlag]:
             "(checkpoint, run marked KILLED); Ctrl-C again to abort at once.\n"
         )
 
+    from trainlab.sweeps.cluster import REQUEUE_HANDLER, preemption_signal
+
+    preempt = preemption_signal()
+
+    def on_preemption(signum: int, frame: FrameType | None) -> None:
+        STOP.signum = signum
+        sys.stderr.write(
+            f"\n{signal.Signals(signum).name}: preempted; stopping after this step "
+            "(checkpoint, run marked KILLED), then requeued to resume the same run.\n"
+        )
+
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
+    if preempt is not None:  # a submitit job: checkpoint first, then let submitit requeue
+        REQUEUE_HANDLER.append(signal.signal(preempt, on_preemption))
+    pending = None
     try:
         yield STOP
+        pending = STOP.signum  # arrived after the last step: nothing in the block acted on it
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+        if preempt is not None:
+            signal.signal(preempt, REQUEUE_HANDLER.pop())  # type: ignore[arg-type]
         STOP.signum = None
+    if pending is not None and pending != preempt:
+        # The run ended well, but the process was asked to stop: a sweep must not start its
+        # next job. (A preemption after the last step has nothing left to save.)
+        raise TrainingInterrupted(pending)

@@ -18,6 +18,7 @@ from trainlab.config.schema.model import MODEL_SCHEMAS, ModelConfig
 from trainlab.config.schema.optimizer import OPTIMIZER_SCHEMAS, OptimizerConfig
 from trainlab.config.schema.regularizer import REGULARIZER_SCHEMAS
 from trainlab.config.schema.scheduler import SCHEDULER_SCHEMAS, SchedulerConfig
+from trainlab.config.schema.sweep import SweepConfig
 from trainlab.config.schema.tools import BatchSizeFindConfig, LrFindConfig
 from trainlab.config.schema.tracking import TrackingConfig
 from trainlab.config.schema.trainer import TrainerConfig
@@ -50,6 +51,7 @@ class TrainConfig:
     curriculum: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     # The tools that probe a config (trainlab lr-find, optimizer.lr=auto, batch-size-find).
     lr_find: LrFindConfig = field(default_factory=LrFindConfig)
     batch_size_find: BatchSizeFindConfig = field(default_factory=BatchSizeFindConfig)
@@ -85,6 +87,7 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "SchedulerConfig",
+    "SweepConfig",
     "TrackingConfig",
     "TrainConfig",
     "TrainerConfig",
