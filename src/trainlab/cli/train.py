@@ -127,11 +127,10 @@ def _hydra_main(args: list[str]) -> None:
 
     from trainlab.config.paths import config_dir
     from trainlab.config.schema import register_schemas
-    from trainlab.train.job import train_job
 
     register_schemas()
     entry = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(
-        train_job
+        train_task
     )
     saved = sys.argv
     sys.argv = ["trainlab-train", *args]
@@ -139,3 +138,12 @@ def _hydra_main(args: list[str]) -> None:
         entry()
     finally:
         sys.argv = saved
+
+
+def train_task(cfg: DictConfig) -> float | None:
+    """Hydra's task function: one job. Torch is imported here, by whichever process runs the
+    job, so the launching process of a parallel sweep never imports it (nor pays for it
+    before its workers start)."""
+    from trainlab.train.job import train_job
+
+    return train_job(cfg)

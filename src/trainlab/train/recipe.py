@@ -56,6 +56,8 @@ class JobContext:
     parent_run_id: str | None = None
     command: str = ""
     threads: int = 0  # 0: leave torch's default
+    sweep_name: str | None = None  # the parent run's name, in a sweep
+    swept: list[str] = field(default_factory=list)  # the keys the sweep varies
 
 
 @dataclass
@@ -224,8 +226,14 @@ class TrainingRecipe:
         if self.context.threads > 0:
             torch.set_num_threads(self.context.threads)
         seed_everything(cfg.seed)
-        # Deterministic kernels make a run repeatable bit for bit (and a resume exact).
-        torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic), warn_only=False)
+        # Deterministic kernels make a run repeatable bit for bit (and a resume exact). Only
+        # called to change the setting: the call imports torch._inductor (~800 modules, 2-3 s
+        # of every job's start, and of every worker of a parallel sweep).
+        deterministic = bool(cfg.trainer.deterministic)
+        if deterministic != torch.are_deterministic_algorithms_enabled() or (
+            deterministic and torch.is_deterministic_algorithms_warn_only_enabled()
+        ):
+            torch.use_deterministic_algorithms(deterministic, warn_only=False)
         torch.autograd.set_detect_anomaly(bool(cfg.trainer.detect_anomaly))
         self.device = pick_device(cfg.trainer.device)
         split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
