@@ -32,7 +32,8 @@ def job_context() -> tuple[JobContext, bool, str]:
     in_sweep = hydra.mode == RunMode.MULTIRUN
     threads = 0
     parent = None
-    sweep_name, swept = None, []
+    sweep_name: str | None = None
+    swept: list[str] = []
     if in_sweep:
         parent = parent_run_id(hydra.sweep.dir)
         sweep_name, swept = sweep_facts(hydra.sweep.dir)

@@ -297,6 +297,7 @@ class TrainingRecipe:
         params["model.num_parameters"] = sum(p.numel() for p in self.parts.model.parameters())
         params["loss.resolved"] = self.loss.name
         params["device"] = str(self.device)
+        params["torch.num_threads"] = torch.get_num_threads()  # shared fairly in a sweep
         params.update(self.data_profile.as_params())
         tracker.log_params(params)
         tracker.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
