@@ -35,7 +35,7 @@ CHART_CARD = '[data-testid="experiment-view-compare-runs-card"]'
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium; .ci/run installs it"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (.ci/run installs it)"),
 ]
 
 
