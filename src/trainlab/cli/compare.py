@@ -24,7 +24,8 @@ differ between them, each run's status and duration; the best row is highlighted
 
 SWEEP is a sweep's parent run id (printed when the sweep ends), its name (the parent run's
 name, e.g. "sweep optimizer=sgd,adam optimizer.lr=0.01,0.001"), its folder
-(outputs/sweeps/DATE/TIME) or the id of one of its runs; without SWEEP, the newest sweep.
+(outputs/sweeps/DATE/TIME), its sweep.name, or the id of one of its runs; without SWEEP, the
+newest sweep.
 A k-fold sweep (dataset.fold swept) shows one row per configuration: the mean ± standard
 deviation over its folds.
 
@@ -44,6 +45,8 @@ examples:
   trainlab compare --experiment compare_optimizers --csv runs.csv
   trainlab compare --by optimizer.lr --plot lr.png    the metric against the learning rate"""
 
+# A resumable sweep's name (``sweep.name``), the tag its parent run carries.
+SWEEP_NAME_TAG = "trainlab.sweep_name"
 VALUE_OPTIONS = ("--experiment", "--by", "--metric", "--mode", "--csv", "--plot")
 
 
@@ -282,11 +285,14 @@ def find_sweep(client: MlflowClient, uri: str, reference: str | None) -> Run:
             return client.get_run(parent)
     quoted = reference.replace("'", "\\'")
     for name in dict.fromkeys((quoted, f"sweep {quoted}")):
-        found = sweeps(f"tags.`{SWEEP_TAG}` = '{name}'") or sweeps(
-            f"attributes.run_name = '{name}'"
-        )
-        if found:
-            return found[0]
+        for query in (
+            f"tags.`{SWEEP_TAG}` = '{name}'",
+            f"tags.`{SWEEP_NAME_TAG}` = '{name}'",
+            f"attributes.run_name = '{name}'",
+        ):
+            found = sweeps(query)
+            if found:
+                return found[0]
     known = [r.info.run_name for r in sweeps()[:5]]
     listing = f" Newest sweeps there: {'; '.join(known)}." if known else " It has no sweeps."
     raise UsageError(

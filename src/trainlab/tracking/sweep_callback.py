@@ -47,6 +47,8 @@ class MlflowSweepCallback(Callback):
         swept = swept_keys(overrides, declared)
         shown = run_name_from(overrides)
         name = f"sweep {shown}" if shown else f"sweep {sweep_dir.name}"
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"name": name, "swept": swept}) + "\n")
         tags = {
             **source_tags(),
             MLFLOW_RUN_NAME: name,
@@ -61,7 +63,6 @@ class MlflowSweepCallback(Callback):
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_RUN_FILE).write_text(run.info.run_id + "\n")
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"name": name, "swept": swept}) + "\n")
         OPEN_SWEEPS[run.info.run_id] = (uri, experiment_id)
         log.info("MLflow parent run %s (%s)", run.info.run_id, name)
 

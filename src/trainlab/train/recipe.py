@@ -54,10 +54,10 @@ class JobContext:
 
     overrides: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
-    command: str = ""
-    threads: int = 0  # 0: leave torch's default
     sweep_name: str | None = None  # the parent run's name, in a sweep
     swept: list[str] = field(default_factory=list)  # the keys the sweep varies
+    command: str = ""
+    threads: int = 0  # 0: leave torch's default
 
 
 @dataclass
