@@ -72,9 +72,10 @@ class UiProcess:
         return self.url
 
     def stop(self) -> int | None:
-        """Ctrl-C, as a person would: the UI stops its server and the server's helpers."""
+        """SIGTERM (what Ctrl-C does too; a background process may ignore SIGINT): the UI
+        stops its server and the server's helpers."""
         if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGINT)
+            os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
