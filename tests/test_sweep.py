@@ -141,3 +141,12 @@ def test_eight_parallel_jobs_on_a_fresh_store(tmp_path: Path) -> None:
     client = client_for(uri)
     for child in children:
         assert_complete_history(client, child.info.run_id, EPOCHS)
+
+
+def test_the_parallel_preset_is_joblib_with_one_job_per_core(tmp_path: Path) -> None:
+    done = run_cli(
+        "train", "hydra/launcher=parallel", "--cfg", "hydra", "--package", "hydra.launcher",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, explain(done)
+    assert "hydra_joblib_launcher" in done.stdout and "n_jobs: -1" in done.stdout, done.stdout
