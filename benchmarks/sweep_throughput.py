@@ -4,7 +4,7 @@ Runs ``trainlab train -m optimizer.lr=<N values>`` (digits MLP, ``--epochs`` epo
 through the real CLI, each into a fresh sqlite store in a temporary folder:
 
 * ``sequential``  Hydra's basic launcher: one job after another in one process (torch with
-                  its default threads, all cores);
+                  its default threads, all cores; ``--sequential-threads 1`` for one);
 * ``parallel``    ``hydra/launcher=parallel hydra.launcher.n_jobs=K``: K loky worker
                   processes, each job with cores // K torch threads.
 
@@ -50,7 +50,9 @@ class Result:
     lanes: int = 1
 
 
-def sweep(folder: Path, launcher: str, jobs: int, epochs: int, n_jobs: int) -> Result:
+def sweep(
+    folder: Path, launcher: str, jobs: int, epochs: int, n_jobs: int, sequential_threads: int
+) -> Result:
     uri = f"sqlite:///{folder / f'{launcher}-{time.monotonic_ns()}.db'}"
     rates = [LEARNING_RATES[i % len(LEARNING_RATES)] + "0" * (i // len(LEARNING_RATES))
              for i in range(jobs)]  # fmt: skip
@@ -61,6 +63,8 @@ def sweep(folder: Path, launcher: str, jobs: int, epochs: int, n_jobs: int) -> R
     ]  # fmt: skip
     if launcher == "parallel":
         command += ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}"]
+    elif sequential_threads:
+        command += [f"trainer.threads={sequential_threads}"]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     started = time.perf_counter()
     done = subprocess.run(
@@ -97,13 +101,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="epochs per job (30)")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel jobs at once (2)")
     parser.add_argument("--repeats", type=int, default=1, help="pairs of sweeps (1)")
+    parser.add_argument(
+        "--sequential-threads",
+        type=int,
+        default=0,
+        help="torch threads of the sequential sweep; 0 (default): torch's default, all cores."
+        " 1 compares like with like: each job on one core either way, so the ratio is the "
+        "parallelism alone",
+    )
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
     print(
         f"sweep: {args.jobs} jobs x {args.epochs} epochs (digits, mlp, adam); parallel: "
         f"{args.n_jobs} jobs at once, {max(1, cores // args.n_jobs)} torch thread(s) each; "
-        f"{cores} cores; load average before: {load()}",
+        f"{cores} cores; sequential: "
+        f"{args.sequential_threads or 'default'} torch thread(s); load average before: {load()}",
         flush=True,
     )
     ratios: list[float] = []
@@ -115,7 +128,9 @@ def main() -> None:
                 order.reverse()  # drift of the machine's speed hits both sides alike
             results = {}
             for launcher in order:
-                result = sweep(folder, launcher, args.jobs, args.epochs, args.n_jobs)
+                result = sweep(
+                    folder, launcher, args.jobs, args.epochs, args.n_jobs, args.sequential_threads
+                )
                 results[launcher] = result
                 print(
                     f"  {launcher:<10}  wall {result.wall_s:7.1f} s   run open "
