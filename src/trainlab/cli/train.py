@@ -95,7 +95,18 @@ def run(args: list[str]) -> int:
         close_open_sweeps(interrupted=interrupted)
         while CLOSED_SWEEPS:
             _print_sweep(*CLOSED_SWEEPS.pop(0))
+        _stop_idle_workers()
     return 0
+
+
+def _stop_idle_workers() -> None:
+    """Stop a parallel sweep's worker processes now that every job has ended its run. Left
+    to themselves, loky's workers are joined at interpreter exit one graceful shutdown at a
+    time: measured 7 s after the final table on a loaded 2-core machine."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None) if module is not None else None
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
