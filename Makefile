@@ -8,7 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.trainlab-installed
 
-.PHONY: install train test test-all sweep ui lint bench clean
+.PHONY: install train test test-all sweep ui lint bench bench-sweep clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/overhead.py $(ARGS)
+
+# The same sweep with the sequential and the parallel launcher: wall times and their ratio.
+bench-sweep: install
+	$(BIN)/python benchmarks/sweep_throughput.py $(ARGS)
 
 clean:
 	rm -rf outputs/* multirun .pytest_cache .mypy_cache .ruff_cache

@@ -90,7 +90,9 @@ print("HEAVY", code, *(name in sys.modules for name in ("torch", "mlflow")))
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["list"], ["list", "optimizer"], ["--version"]], ids=" ".join
+    "args",
+    [["--help"], ["list"], ["list", "optimizer"], ["--version"], ["compare", "--help"]],
+    ids=" ".join,
 )
 def test_light_commands_import_neither_torch_nor_mlflow(args: list[str], tmp_path: Path) -> None:
     done = subprocess.run(

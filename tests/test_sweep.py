@@ -5,7 +5,9 @@ writing to one sqlite store)."""
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +20,10 @@ from helpers import (
     run_cli,
     sqlite_uri,
 )
+from trainlab.tracking.sweep_callback import SWEEP_TAG
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 OPTIMIZERS = ("sgd", "adam")
 LEARNING_RATES = ("0.01", "0.001")
@@ -73,23 +79,74 @@ def test_sweep_has_a_parent_and_one_finished_child_per_job(
     grid = {(o, lr) for o, lr in itertools.product(OPTIMIZERS, LEARNING_RATES)}
     seen = {(c.data.params["optimizer.name"], c.data.params["optimizer.lr"]) for c in children}
     assert seen == grid, "each job ran with its own overrides"
-    for child in children:
-        name = child.info.run_name
+    for child in children:  # named by what the sweep varies, nothing else
         optimizer, lr = child.data.params["optimizer.name"], child.data.params["optimizer.lr"]
-        parts = name.split(",")
-        assert f"optimizer={optimizer}" in parts, name
-        assert f"optimizer.lr={lr}" in parts, name
-        assert f"trainer.max_epochs={EPOCHS}" in parts, name
-    assert len({c.info.run_name for c in children}) == 4
+        assert child.info.run_name == f"optimizer={optimizer} optimizer.lr={lr}"
+        assert child.data.tags[SWEEP_TAG] == parent.info.run_name
+    assert parent.data.tags["trainlab.swept"] == "optimizer optimizer.lr"
 
     client = client_for(uri)
-    per_epoch = digits_steps_per_epoch(64)
     for child in children:
-        run_id = child.info.run_id
-        for key in ("train/loss", "train/lr", "train/grad_norm"):
-            assert metric_steps(client, run_id, key) == list(range(1, EPOCHS * per_epoch + 1))
-        for key in ("val/loss", "val/acc", "epoch"):
-            assert metric_steps(client, run_id, key) == [per_epoch * (e + 1) for e in range(EPOCHS)]
-        artifacts = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
-        assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= artifacts
-        assert "tracking_errors.txt" not in {a.path for a in client.list_artifacts(run_id)}
+        assert_complete_history(client, child.info.run_id, EPOCHS)
+
+
+def assert_complete_history(client: MlflowClient, run_id: str, epochs: int) -> None:
+    """Every step's and every epoch's points are in the store, once; checkpoints too."""
+    per_epoch = digits_steps_per_epoch(64)
+    for key in ("train/loss", "train/lr", "train/grad_norm"):
+        assert metric_steps(client, run_id, key) == list(range(1, epochs * per_epoch + 1))
+    for key in ("val/loss", "val/acc", "epoch"):
+        assert metric_steps(client, run_id, key) == [per_epoch * (e + 1) for e in range(epochs)]
+    artifacts = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
+    assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= artifacts
+    assert "tracking_errors.txt" not in {a.path for a in client.list_artifacts(run_id)}
+
+
+@pytest.mark.slow
+def test_eight_parallel_jobs_on_a_fresh_store(tmp_path: Path) -> None:
+    """The parallel preset with four jobs at once on a store that does not exist yet: the
+    callback creates it before any worker starts, and concurrent writers lose nothing."""
+    learning_rates = ["0.0005", "0.001", "0.002", "0.003", "0.005", "0.01", "0.02", "0.03"]
+    uri = sqlite_uri(tmp_path)
+    done = run_cli(
+        "train",
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=4",
+        f"optimizer.lr={','.join(learning_rates)}",
+        f"trainer.max_epochs={EPOCHS}",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, explain(done)
+    for error in STORE_ERRORS:
+        assert error not in done.stderr, explain(done)
+    assert "n_jobs=4" in done.stdout + done.stderr, "the joblib launcher ran the jobs"
+
+    runs = all_runs(uri)
+    parents = [r for r in runs if r.data.tags.get("trainlab.role") == "sweep"]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = [r for r in runs if r is not parent]
+    assert parent.info.status == "FINISHED"
+    assert len(children) == 8
+    assert {c.data.tags.get("mlflow.parentRunId") for c in children} == {parent.info.run_id}
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert sorted(c.info.run_name for c in children) == sorted(
+        f"optimizer.lr={lr}" for lr in learning_rates
+    )
+    cores = os.cpu_count() or 1
+    # Four jobs share the cores: each gets cores // 4 torch threads (at least one).
+    assert {c.data.params["torch.num_threads"] for c in children} == {str(max(1, cores // 4))}
+    client = client_for(uri)
+    for child in children:
+        assert_complete_history(client, child.info.run_id, EPOCHS)
+
+
+def test_the_parallel_preset_is_joblib_with_one_job_per_core(tmp_path: Path) -> None:
+    done = run_cli(
+        "train", "hydra/launcher=parallel", "--cfg", "hydra", "--package", "hydra.launcher",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, explain(done)
+    assert "hydra_joblib_launcher" in done.stdout and "n_jobs: -1" in done.stdout, done.stdout

@@ -342,5 +342,27 @@ def test_run_names_drop_hydra_escapes_and_plumbing() -> None:
         "trainer.progress=none",
         r"model.hidden_sizes=[64\,64]",
     ]
-    assert run_name_from(overrides) == "optimizer=adam,optimizer.lr=0.01,model.hidden_sizes=[64,64]"
+    assert run_name_from(overrides) == "optimizer=adam optimizer.lr=0.01 model.hidden_sizes=[64,64]"
     assert run_name_from(["tracking.experiment=x"]) is None
+    # In a sweep only what it varies names a child.
+    assert run_name_from(overrides, swept=["optimizer.lr"]) == "optimizer.lr=0.01"
+
+
+def test_swept_keys_from_the_command_line_and_a_presets_params() -> None:
+    from trainlab.tracking.run_tags import swept_keys
+
+    overrides = [
+        "optimizer=sgd,adam",
+        "trainer.max_epochs=30",
+        "seed=range(3)",
+        "+model.width=choice(8,16)",
+        r"tracking.uri=sqlite\:////tmp/x.db",
+    ]
+    declared = {"regularizer": "none,l2", "optimizer.lr": "interval(1e-4,1e-1)", "x": "1"}
+    assert swept_keys(overrides, declared) == [
+        "optimizer",
+        "seed",
+        "model.width",
+        "regularizer",
+        "optimizer.lr",
+    ]

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "time batch sizes in powers of two: throughput, memory, a pick",
     ),
     "diagnose": ("trainlab.cli.diagnose", "the training doctor: what went wrong in a run"),
+    "compare": ("trainlab.cli.compare", "a table of a sweep's runs, best first; CSV, plots"),
     "ui": ("trainlab.cli.ui", "open the MLflow UI on the configured store"),
     "sync": ("trainlab.cli.sync", "send metrics a run saved while its store was unreachable"),
 }
@@ -41,6 +42,7 @@ examples:
   trainlab train -m optimizer=sgd,adam optimizer.lr=0.01,0.001   a 2x2 sweep
   trainlab list optimizer                         the options of one group
   trainlab lr-find optimizer=sgd                  find a learning rate before training
+  trainlab compare --plot curves.png              the newest sweep, best run first
   trainlab diagnose RUN_ID                        why isn't my model learning?
   trainlab ui                                     browse runs in the MLflow UI
 

@@ -104,7 +104,18 @@ def run(args: list[str]) -> int:
         close_open_sweeps(interrupted=interrupted)
         while CLOSED_SWEEPS:
             _print_sweep(*CLOSED_SWEEPS.pop(0))
+        _stop_idle_workers()
     return 0
+
+
+def _stop_idle_workers() -> None:
+    """Stop a parallel sweep's worker processes now that every job has ended its run. Left
+    to themselves, loky's workers are joined at interpreter exit one graceful shutdown at a
+    time: measured 7 s after the final table on a loaded 2-core machine."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None) if module is not None else None
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -140,11 +151,10 @@ def _hydra_main(args: list[str]) -> None:
 
     from trainlab.config.paths import config_dir
     from trainlab.config.schema import register_schemas
-    from trainlab.train.job import train_job
 
     register_schemas()
     entry = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(
-        train_job
+        train_task
     )
     saved = sys.argv
     sys.argv = ["trainlab-train", *args]
@@ -152,3 +162,12 @@ def _hydra_main(args: list[str]) -> None:
         entry()
     finally:
         sys.argv = saved
+
+
+def train_task(cfg: DictConfig) -> float | None:
+    """Hydra's task function: one job. Torch is imported here, by whichever process runs the
+    job, so the launching process of a parallel sweep never imports it (nor pays for it
+    before its workers start)."""
+    from trainlab.train.job import train_job
+
+    return train_job(cfg)

@@ -65,6 +65,10 @@ def run(args: list[str]) -> int:
         host,
         "--port",
         str(port),
+        # One worker is plenty for one person's browser, and starts in a quarter of the
+        # time of the default four (each imports MLflow's server) on a small machine.
+        "--workers",
+        "1",
     ]
     server = subprocess.Popen(command, start_new_session=True)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the server's group on SIGTERM too

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from trainlab.tracking.store import runs_url
-from trainlab.train.recipe import RunSummary
+
+if TYPE_CHECKING:  # the recipe imports torch; a sweep's launcher prints its table without it
+    from trainlab.train.recipe import RunSummary
 
 UI_HINT = "trainlab ui"
 

@@ -8,6 +8,7 @@ finds it. When the sweep ends the parent is closed with a status derived from it
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 PARENT_RUN_FILE = "mlflow_parent_run_id"
+# The sweep's name and the keys it varies, for its children's names and tags.
+SWEEP_FILE = "trainlab_sweep.json"
+SWEEP_TAG = "trainlab.sweep"
 
 # Sweeps started in this process and not yet closed: run id -> (tracking uri, experiment id).
 OPEN_SWEEPS: dict[str, tuple[str, str]] = {}
@@ -31,7 +35,7 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-        from trainlab.tracking.run_tags import source_tags
+        from trainlab.tracking.run_tags import run_name_from, source_tags, swept_keys
         from trainlab.tracking.store import ensure_experiment, make_client
 
         uri = str(config.tracking.uri)
@@ -39,7 +43,12 @@ class MlflowSweepCallback(Callback):
         experiment_id = ensure_experiment(client, uri, str(config.tracking.experiment))
         sweep_dir = Path(str(config.hydra.sweep.dir))
         overrides = [str(o) for o in config.hydra.overrides.task]
-        name = "sweep " + " ".join(overrides) if overrides else f"sweep {sweep_dir.name}"
+        declared = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
+        swept = swept_keys(overrides, declared)
+        shown = run_name_from(overrides)
+        name = f"sweep {shown}" if shown else f"sweep {sweep_dir.name}"
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"name": name, "swept": swept}) + "\n")
         tags = {
             **source_tags(),
             MLFLOW_RUN_NAME: name,
@@ -48,6 +57,8 @@ class MlflowSweepCallback(Callback):
             "trainlab.sweep_overrides": " ".join(overrides),
             "trainlab.monitor": str(config.trainer.monitor),
             "trainlab.mode": str(config.trainer.mode),
+            SWEEP_TAG: name,
+            "trainlab.swept": " ".join(swept),
         }
         run_id = _reopen_named_sweep(client, experiment_id, config)
         if run_id is None:
@@ -85,6 +96,15 @@ def parent_run_id(sweep_dir: str | Path) -> str | None:
     """The parent run id a sweep's callback left in its folder, if any."""
     marker = Path(sweep_dir) / PARENT_RUN_FILE
     return marker.read_text().strip() if marker.is_file() else None
+
+
+def sweep_facts(sweep_dir: str | Path) -> tuple[str | None, list[str]]:
+    """The sweep's name and the keys it varies, as its callback left them (None, [] if not)."""
+    marker = Path(sweep_dir) / SWEEP_FILE
+    if not marker.is_file():
+        return None, []
+    facts = json.loads(marker.read_text())
+    return facts.get("name"), list(facts.get("swept", []))
 
 
 def close_open_sweeps(interrupted: bool) -> None:

@@ -25,15 +25,18 @@ def job_context() -> tuple[JobContext, bool, str]:
     from hydra.types import RunMode
 
     from trainlab.tracking.run_tags import COMMAND_ENV
-    from trainlab.tracking.sweep_callback import parent_run_id
+    from trainlab.tracking.sweep_callback import parent_run_id, sweep_facts
 
     hydra = HydraConfig.get()
     overrides = [str(o) for o in hydra.overrides.task]
     in_sweep = hydra.mode == RunMode.MULTIRUN
     threads = 0
     parent = None
+    sweep_name: str | None = None
+    swept: list[str] = []
     if in_sweep:
         parent = parent_run_id(hydra.sweep.dir)
+        sweep_name, swept = sweep_facts(hydra.sweep.dir)
         jobs = hydra.launcher.get("n_jobs") if "n_jobs" in hydra.launcher else None
         if jobs is not None:  # parallel jobs share the cores instead of each taking all
             cores = os.cpu_count() or 1
@@ -44,6 +47,8 @@ def job_context() -> tuple[JobContext, bool, str]:
         parent_run_id=parent,
         command=os.environ.get(COMMAND_ENV, " ".join(sys.argv)),
         threads=threads,
+        sweep_name=sweep_name,
+        swept=swept,
     )
     if in_sweep:
         from trainlab.sweeps.trial import TrialLink
@@ -302,13 +307,24 @@ def _gradients_of(recipe: TrainingRecipe) -> dict[str, Any] | None:
 def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import run_name_from, source_tags
+    from trainlab.tracking.sweep_callback import SWEEP_TAG
     from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
 
     uri = str(cfg.tracking.uri)
     if uri.startswith(("http://", "https://")):
         _ping_server(uri)
-    name = cfg.tracking.run_name or run_name_from(context.overrides)
+    if context.parent_run_id and cfg.trainer.gradient_monitor.every_n_steps:
+        # Several jobs run in this process: import what the metric sender draws with once
+        # here, and every job's forked sender has it, instead of each importing it again
+        # on a core that a parallel job is training on.
+        import importlib
+
+        for module in GRADIENT_ARTIFACT_MODULES:
+            importlib.import_module(module)
+    name = cfg.tracking.run_name or run_name_from(context.overrides, context.swept)
     tags = {**source_tags(), "trainlab.overrides": " ".join(context.overrides)}
+    if context.sweep_name:  # the UI groups, filters and charts a sweep's runs by this tag
+        tags[SWEEP_TAG] = context.sweep_name
     if context.command:
         tags["trainlab.command"] = context.command
     return MlflowTracker(

@@ -63,6 +63,8 @@ class JobContext:
 
     overrides: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
+    sweep_name: str | None = None  # the parent run's name, in a sweep
+    swept: list[str] = field(default_factory=list)  # the keys the sweep varies
     command: str = ""
     threads: int = 0  # 0: leave torch's default
     launch: Launch = SINGLE_PROCESS  # this process's rank under torchrun (trainer.strategy)
@@ -242,8 +244,14 @@ class TrainingRecipe:
         if self.context.threads > 0:
             torch.set_num_threads(self.context.threads)
         seed_everything(cfg.seed)
-        # Deterministic kernels make a run repeatable bit for bit (and a resume exact).
-        torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic), warn_only=False)
+        # Deterministic kernels make a run repeatable bit for bit (and a resume exact). Only
+        # called to change the setting: the call imports torch._inductor (~800 modules, 2-3 s
+        # of every job's start, and of every worker of a parallel sweep).
+        deterministic = bool(cfg.trainer.deterministic)
+        if deterministic != torch.are_deterministic_algorithms_enabled() or (
+            deterministic and torch.is_deterministic_algorithms_warn_only_enabled()
+        ):
+            torch.use_deterministic_algorithms(deterministic, warn_only=False)
         torch.autograd.set_detect_anomaly(bool(cfg.trainer.detect_anomaly))
         self.device = device_for(cfg.trainer.device, self.launch) or pick_device(
             cfg.trainer.device
@@ -383,6 +391,7 @@ class TrainingRecipe:
             params["distributed.per_rank_batch_size"] = (
                 int(self.cfg.trainer.batch_size) // self.launch.world_size
             )
+        params["torch.num_threads"] = torch.get_num_threads()  # shared fairly in a sweep
         params.update(self.data_profile.as_params())
         tracker.log_params(params)
         tracker.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
