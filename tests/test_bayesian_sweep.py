@@ -191,7 +191,7 @@ def test_a_trial_stopped_mid_run_is_resumed_into_its_run_when_the_command_runs_a
 
     from helpers import cli_command, cli_env
 
-    steps_per_epoch, epochs = 23, 6
+    steps_per_epoch, epochs = 23, 20  # long enough that trial 1 is mid-run at the signal
     args = (
         "-m",
         "hparams_search=lr_wd",

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import all_runs, cli_command, cli_env, client_for, explain, metric_steps
 
-EPOCHS = 4
+EPOCHS = 20  # long enough that the job is still training when the test signals it
 STEPS_PER_EPOCH = 23  # digits: 1437 training rows / batch 64
 PREEMPT_AT = 35  # a checkpoint mid-way through the second epoch
 

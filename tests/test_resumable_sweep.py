@@ -14,7 +14,7 @@ import pytest
 
 from helpers import all_runs, cli_command, cli_env, client_for, explain, metric_steps, run_cli
 
-EPOCHS = 3
+EPOCHS = 20  # long enough that a job is still training when the test stops it
 STEPS_PER_EPOCH = 23  # digits: 1437 training rows / batch 64
 ARGS = (
     "-m",
