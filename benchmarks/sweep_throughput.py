@@ -51,7 +51,13 @@ class Result:
 
 
 def sweep(
-    folder: Path, launcher: str, jobs: int, epochs: int, n_jobs: int, sequential_threads: int
+    folder: Path,
+    launcher: str,
+    jobs: int,
+    epochs: int,
+    n_jobs: int,
+    sequential_threads: int,
+    extra: list[str] | None = None,
 ) -> Result:
     uri = f"sqlite:///{folder / f'{launcher}-{time.monotonic_ns()}.db'}"
     rates = [LEARNING_RATES[i % len(LEARNING_RATES)] + "0" * (i // len(LEARNING_RATES))
@@ -61,6 +67,7 @@ def sweep(
         f"optimizer.lr={','.join(rates)}", f"trainer.max_epochs={epochs}",
         "trainer.progress=none", f"tracking.uri={uri}",
     ]  # fmt: skip
+    command += extra or []
     if launcher == "parallel":
         command += ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}"]
     elif sequential_threads:
@@ -109,6 +116,13 @@ def main() -> None:
         " 1 compares like with like: each job on one core either way, so the ratio is the "
         "parallelism alone",
     )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="an extra override for every job of both sweeps (repeatable), e.g. "
+        "--override trainer.checkpoint=false",
+    )
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
@@ -129,7 +143,13 @@ def main() -> None:
             results = {}
             for launcher in order:
                 result = sweep(
-                    folder, launcher, args.jobs, args.epochs, args.n_jobs, args.sequential_threads
+                    folder,
+                    launcher,
+                    args.jobs,
+                    args.epochs,
+                    args.n_jobs,
+                    args.sequential_threads,
+                    args.override,
                 )
                 results[launcher] = result
                 print(
