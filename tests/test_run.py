@@ -193,6 +193,7 @@ def test_default_config_learns_digits(tmp_path: Path) -> None:
     assert done.returncode == 0, explain(done)
     runs = all_runs(uri)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].info.run_name == "mlp on digits", "the defaults' run is named by what it trains"
     client = client_for(uri)
     accuracy = metric_values(client, runs[0].info.run_id, "val/acc")
     assert len(accuracy) == 20

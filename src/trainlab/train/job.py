@@ -321,7 +321,12 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
 
         for module in GRADIENT_ARTIFACT_MODULES:
             importlib.import_module(module)
-    name = cfg.tracking.run_name or run_name_from(context.overrides, context.swept)
+    # A run of the defaults is named by what it trains, not by MLflow's random words.
+    name = (
+        cfg.tracking.run_name
+        or run_name_from(context.overrides, context.swept)
+        or f"{cfg.model.name} on {cfg.dataset.name}"
+    )
     tags = {**source_tags(), "trainlab.overrides": " ".join(context.overrides)}
     if context.sweep_name:  # the UI groups, filters and charts a sweep's runs by this tag
         tags[SWEEP_TAG] = context.sweep_name
