@@ -10,8 +10,9 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -41,6 +42,25 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+def wait_for_step_checkpoints(
+    process: subprocess.Popen[Any], folder: Path, step: int, count: int, what: str
+) -> list[Path]:
+    """Wait until ``count`` runs of the sweep in ``folder`` wrote their step-``step``
+    checkpoint (a signal sent then lands mid-run); fail if the sweep ends first (before
+    ``what``) or never gets there."""
+    import pytest
+
+    wanted = f"*/artifacts/checkpoints/step-{step:09d}.pt"
+    for _ in range(6000):
+        found = list((folder / "outputs" / "artifacts").glob(wanted))
+        if len(found) >= count:
+            return found
+        if process.poll() is not None:
+            pytest.fail(f"the sweep ended (exit {process.returncode}) {what}")
+        time.sleep(0.05)
+    pytest.fail(f"{count} run(s) never reached step {step}")
 
 
 def sqlite_uri(folder: Path) -> str:

@@ -185,11 +185,10 @@ def test_a_trial_stopped_mid_run_is_resumed_into_its_run_when_the_command_runs_a
 ) -> None:
     import signal
     import subprocess
-    import time
 
     from optuna.trial import TrialState
 
-    from helpers import cli_command, cli_env
+    from helpers import cli_command, cli_env, wait_for_step_checkpoints
 
     steps_per_epoch, epochs = 23, 20  # long enough that trial 1 is mid-run at the signal
     args = (
@@ -210,16 +209,9 @@ def test_a_trial_stopped_mid_run_is_resumed_into_its_run_when_the_command_runs_a
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wanted = "*/artifacts/checkpoints/step-000000010.pt"
     try:
-        for _ in range(6000):  # trial 0 has finished and trial 1 is early in its first epoch
-            if len(list((tmp_path / "outputs" / "artifacts").glob(wanted))) >= 2:
-                break
-            if process.poll() is not None:
-                pytest.fail(f"the sweep ended (exit {process.returncode}) too early")
-            time.sleep(0.05)
-        else:
-            pytest.fail("the second trial never reached step 10")
+        # trial 0 has finished and trial 1 is early in its first epoch
+        wait_for_step_checkpoints(process, tmp_path, 10, 2, "too early")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 143
     finally:

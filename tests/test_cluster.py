@@ -8,12 +8,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import all_runs, cli_command, cli_env, client_for, explain, metric_steps
+from helpers import (
+    all_runs,
+    cli_command,
+    cli_env,
+    client_for,
+    explain,
+    metric_steps,
+    wait_for_step_checkpoints,
+)
 
 EPOCHS = 20  # long enough that the job is still training when the test signals it
 STEPS_PER_EPOCH = 23  # digits: 1437 training rows / batch 64
@@ -73,17 +80,8 @@ def test_a_preempted_job_is_requeued_and_resumes_into_the_same_run(tmp_path: Pat
         stderr=subprocess.PIPE,
         text=True,
     )
-    wanted = f"*/artifacts/checkpoints/step-{PREEMPT_AT:09d}.pt"
     try:
-        for _ in range(6000):
-            found = list((folder / "outputs" / "artifacts").glob(wanted))
-            if found:
-                break
-            if process.poll() is not None:
-                pytest.fail(f"the sweep ended (exit {process.returncode}) before the signal")
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"the job never reached step {PREEMPT_AT}")
+        found = wait_for_step_checkpoints(process, folder, PREEMPT_AT, 1, "before the signal")
         run_id = found[0].relative_to(folder / "outputs" / "artifacts").parts[0]
         task = _submitit_task(folder)
         assert task is not None, "no submitit job process"

@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import all_runs, cli_command, cli_env, client_for, explain, metric_steps, run_cli
+from helpers import (
+    all_runs,
+    cli_command,
+    cli_env,
+    client_for,
+    explain,
+    metric_steps,
+    run_cli,
+    wait_for_step_checkpoints,
+)
 
 EPOCHS = 20  # long enough that a job is still training when the test stops it
 STEPS_PER_EPOCH = 23  # digits: 1437 training rows / batch 64
@@ -46,16 +54,8 @@ def _stop_during_second_job(folder: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wanted = "*/artifacts/checkpoints/step-000000010.pt"
     try:
-        for _ in range(6000):
-            if len(list((folder / "outputs" / "artifacts").glob(wanted))) >= 2:
-                break
-            if process.poll() is not None:
-                pytest.fail(f"the sweep ended (exit {process.returncode}) before job 1 ran")
-            time.sleep(0.05)
-        else:
-            pytest.fail("the second job never reached step 10")
+        wait_for_step_checkpoints(process, folder, 10, 2, "before job 1 ran")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 143
     finally:
