@@ -23,13 +23,14 @@ def earlier_run(cfg: Any, context: Any, trial: Any) -> str | None:
         return trial.run_id
     if not (cfg.sweep.name and context.parent_run_id):
         return None
+    from trainlab.tools.compare import child_runs
     from trainlab.tracking.store import make_client
 
     client = make_client(str(cfg.tracking.uri))
     wanted = " ".join(context.overrides)
     same = [
         run
-        for run in children_of(client, context.parent_run_id)
+        for run in child_runs(client, context.parent_run_id)
         if run.data.tags.get("trainlab.overrides") == wanted
     ]
     if not same:
@@ -37,17 +38,6 @@ def earlier_run(cfg: Any, context: Any, trial: Any) -> str | None:
     # A FINISHED one wins (nothing to do); else the newest attempt.
     same.sort(key=lambda run: (run.info.status == "FINISHED", run.info.start_time), reverse=True)
     return str(same[0].info.run_id)
-
-
-def children_of(client: MlflowClient, parent_run_id: str) -> list[Any]:
-    parent = client.get_run(parent_run_id)
-    return list(
-        client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-            max_results=50_000,
-        )
-    )
 
 
 def named_parent(client: MlflowClient, experiment_id: str, name: str) -> str | None:

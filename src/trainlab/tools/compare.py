@@ -72,12 +72,14 @@ class GroupRow:
 
 
 def child_runs(client: MlflowClient, parent_run_id: str) -> list[Run]:
+    """Every child run of a sweep's parent (the comparison table, the resumed sweep's
+    lookup of a job's earlier run)."""
     parent = client.get_run(parent_run_id)
     return list(
         client.search_runs(
             [parent.info.experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-            max_results=5000,
+            max_results=50_000,
         )
     )
 
