@@ -20,8 +20,10 @@ Messages, parent -> child: ``("points", seq, timestamp_ms, [(name, value, step),
 ``("render", seq, "module:function", data, artifact_path)`` (``function(data, folder)``
 writes files into ``folder`` and returns their paths; they are logged under
 ``artifact_path``), ``("flush", seq)``, ``("close", seq)``. Child -> parent: ``("sent", seq)``
-(every message up to ``seq`` is done), ``("degraded", text)`` (sends are failing; flushes
-stop waiting), ``("recovered", text)``, ``("unsent", path, count)``, ``("error", text)``.
+(every point sent up to message ``seq`` is in the store; drawings queued by then may still
+be in progress, and are done before the child exits), ``("degraded", text)`` (sends are
+failing; flushes stop waiting), ``("recovered", text)``, ``("unsent", path, count)``,
+``("error", text)``.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainlab.tracking.replay import kept_artifacts_dir, write_item, write_points
+from trainlab.tracking.sql_metrics import SqlMetricWriter
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+BULK_FAILURES_BEFORE_GIVING_UP = 3  # bulk writes failing where log_batch works: stop trying
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # then every 30 s
 Point = tuple[str, float, int, int]  # name, value, step, timestamp in ms
 
@@ -88,12 +92,32 @@ class MlflowStore:
         _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
         self.client = MlflowClient(tracking_uri=uri)
         self.run_id = run_id
+        # A SQL store's tables take the points directly, ~10x cheaper than log_batch.
+        self.bulk = SqlMetricWriter.for_client(self.client)
+        self.bulk_failures = 0  # failed bulk writes that log_batch then managed
 
     def send(self, points: list[Point]) -> None:
+        if self.bulk is not None:
+            try:
+                self.bulk.send(self.run_id, points)
+                return
+            except Exception:
+                pass  # the store may be down (log_batch fails too), or unlike what we know
+        self._log_batch(points)
+        if self.bulk is not None:
+            self.bulk_failures += 1
+            if self.bulk_failures >= BULK_FAILURES_BEFORE_GIVING_UP:
+                self.bulk = None  # the store is reachable but the bulk path is not for it
+
+    def _log_batch(self, points: list[Point]) -> None:
         from mlflow.entities import Metric
 
-        metrics = [Metric(name, value, stamp, step) for name, value, step, stamp in points]
-        self.client.log_batch(self.run_id, metrics=metrics, synchronous=True)
+        for start in range(0, len(points), MAX_METRICS_PER_BATCH):
+            metrics = [
+                Metric(name, value, stamp, step)
+                for name, value, step, stamp in points[start : start + MAX_METRICS_PER_BATCH]
+            ]
+            self.client.log_batch(self.run_id, metrics=metrics, synchronous=True)
 
     def log_artifacts(self, folder: Path, artifact_path: str) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
@@ -174,12 +198,14 @@ class Sender:
             return
         if self.pending:
             self._send_pending()
-        if not self.pending and self.renders:
-            self.render_all()
+        # Acknowledged before drawing: a flush waits for the points, not for a picture
+        # (the final checkpoint would otherwise wait ~0.2 s for the gradient heat map).
         if not self.pending and self.acked_seq < self.received_seq:
             self.acked_seq = self.received_seq
             self.flush_wanted = False
             self.reply(("sent", self.acked_seq))
+        if not self.pending and self.renders:
+            self.render_all()
 
     def _connected(self) -> Store:
         if self.store is None:
@@ -221,9 +247,8 @@ class Sender:
     def _send_pending(self) -> None:
         try:
             store = self._connected()
-            while self.pending:
-                store.send(self.pending[:MAX_METRICS_PER_BATCH])
-                del self.pending[:MAX_METRICS_PER_BATCH]
+            store.send(self.pending)  # all or nothing: kept for the retry if it fails
+            self.pending = []
         except Exception as error:  # keep the points; retry later
             delay = RETRY_DELAYS_S[min(self.failures, len(RETRY_DELAYS_S) - 1)]
             self.failures += 1

@@ -13,12 +13,30 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from trainlab.config.constraints import constrained, fraction, non_negative, positive, positive_or
+from trainlab.config.constraints import (
+    constrained,
+    fraction,
+    non_negative,
+    one_of,
+    positive,
+    positive_or,
+)
 
 
 def _betas(first: float, second: float) -> list[float]:
     """Two moment decay rates, each in [0, 1)."""
     return constrained([first, second], ge=0.0, lt=1.0, length=2)
+
+
+# How torch runs the update (torch.optim's ``fused`` / ``foreach`` switches): ``auto`` takes
+# the fused kernel (one vectorised kernel per parameter, the fastest on CPU and CUDA) where
+# torch has one for the parameters' device and dtype, else torch's own default.
+IMPLEMENTATIONS = ("auto", "fused", "foreach", "for_loop")
+
+
+def implementation() -> Any:
+    """``optimizer.implementation``: auto, fused, foreach or for_loop."""
+    return one_of("auto", *IMPLEMENTATIONS)
 
 
 AUTO_LR = "auto"  # optimizer.lr=auto: run the learning-rate range test first, train with its pick
@@ -50,6 +68,7 @@ class SGDConfig(OptimizerConfig):
     momentum: float = fraction(0.9)
     nesterov: bool = False  # needs momentum > 0
     dampening: float = fraction(0.0)
+    implementation: str = implementation()
 
 
 @dataclass
@@ -60,6 +79,7 @@ class AdamConfig(OptimizerConfig):
     betas: list[float] = _betas(0.9, 0.999)
     eps: float = positive(1e-8)
     amsgrad: bool = False
+    implementation: str = implementation()
 
 
 @dataclass
@@ -110,6 +130,7 @@ class AdagradConfig(OptimizerConfig):
     lr_decay: float = non_negative(0.0)
     initial_accumulator_value: float = non_negative(0.0)
     eps: float = positive(1e-10)
+    implementation: str = implementation()
 
 
 @dataclass
