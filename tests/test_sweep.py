@@ -121,7 +121,7 @@ def test_eight_parallel_jobs_on_a_fresh_store(tmp_path: Path) -> None:
     assert done.returncode == 0, explain(done)
     for error in STORE_ERRORS:
         assert error not in done.stderr, explain(done)
-    assert "n_jobs=4" in done.stdout + done.stderr, "the joblib launcher ran the jobs"
+    assert "4 at once (n_jobs=4" in done.stdout + done.stderr, "the parallel launcher ran them"
 
     runs = all_runs(uri)
     parents = [r for r in runs if r.data.tags.get("trainlab.role") == "sweep"]
@@ -143,10 +143,26 @@ def test_eight_parallel_jobs_on_a_fresh_store(tmp_path: Path) -> None:
         assert_complete_history(client, child.info.run_id, EPOCHS)
 
 
-def test_the_parallel_preset_is_joblib_with_one_job_per_core(tmp_path: Path) -> None:
+def test_the_parallel_preset_is_trainlabs_launcher_with_one_job_per_core(tmp_path: Path) -> None:
     done = run_cli(
         "train", "hydra/launcher=parallel", "--cfg", "hydra", "--package", "hydra.launcher",
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, explain(done)
-    assert "hydra_joblib_launcher" in done.stdout and "n_jobs: -1" in done.stdout, done.stdout
+    assert "trainlab_plugins.parallel_launcher" in done.stdout, done.stdout
+    assert "n_jobs: -1" in done.stdout, done.stdout
+
+
+def test_grid_sweeps_use_trainlabs_basic_sweeper_unless_a_preset_picks_another(
+    tmp_path: Path,
+) -> None:
+    for overrides, expected in (
+        ([], "TrainlabBasicSweeper"),
+        (["hparams_search=lr_wd"], "TrainlabOptunaSweeper"),
+        (["hydra/sweeper=basic"], "core_plugins.basic_sweeper.BasicSweeper"),
+    ):
+        done = run_cli(
+            "train", *overrides, "--cfg", "hydra", "--package", "hydra.sweeper", cwd=tmp_path
+        )  # fmt: skip
+        assert done.returncode == 0, explain(done)
+        assert expected in done.stdout, (overrides, done.stdout)

@@ -38,6 +38,7 @@ class MlflowSweepCallback(Callback):
         from trainlab.tracking.run_tags import run_name_from, source_tags, swept_keys
         from trainlab.tracking.store import ensure_experiment, make_client
 
+        _start_parallel_workers(config)  # they warm up while the store is made
         uri = str(config.tracking.uri)
         client = make_client(uri)
         experiment_id = ensure_experiment(client, uri, str(config.tracking.experiment))
@@ -132,3 +133,13 @@ def close_open_sweeps(interrupted: bool) -> None:
         client.set_terminated(run_id, status=status)
         del OPEN_SWEEPS[run_id]
         CLOSED_SWEEPS.append((run_id, uri, status))
+
+
+def _start_parallel_workers(config: DictConfig) -> None:
+    """With ``hydra/launcher=parallel``, start its workers now: they import torch and
+    trainlab while this process creates the store and validates the sweep."""
+    from hydra_plugins.trainlab_plugins.parallel_launcher import TARGET, start_workers
+
+    launcher = config.hydra.launcher
+    if launcher.get("_target_") == TARGET:
+        start_workers(int(launcher.get("n_jobs", -1)))
