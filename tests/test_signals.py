@@ -103,8 +103,12 @@ def _stop_processes(pids: list[int]) -> None:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(
     ("launcher", "jobs"),
-    [([], 1), (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], 2)],
-    ids=["basic", "joblib"],
+    [
+        ([], 1),
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], 2),
+        (["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"], 2),
+    ],
+    ids=["basic", "joblib", "parallel"],
 )
 def test_sigterm_stops_a_sweep_and_marks_every_run_killed(
     launcher: list[str], jobs: int, tmp_path: Path

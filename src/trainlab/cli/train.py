@@ -38,7 +38,7 @@ def _parse(args: list[str]) -> object:
 
 def validate_command_line(args: list[str]) -> list[DictConfig]:
     """The validated config of every job the command line would run (one without -m)."""
-    from trainlab.config.compose import compose_in_context, expand_sweep, hydra_context
+    from trainlab.config.compose import SweepComposer, expand_sweep, hydra_context
 
     parsed = _parse(args)
     directory = getattr(parsed, "config_dir", None)
@@ -47,9 +47,10 @@ def validate_command_line(args: list[str]) -> list[DictConfig]:
         jobs = expand_sweep(overrides) if getattr(parsed, "multirun", False) else [overrides]
         configs: list[DictConfig] = []
         problems: list[Problem] = []
+        composer = SweepComposer(folder)
         for job in jobs:
             try:
-                configs.append(compose_in_context(job, folder))
+                configs.append(composer.compose(job))
             except ConfigError as error:
                 problems += [p for p in error.problems if p not in problems]
         if getattr(parsed, "multirun", False):  # a Bayesian sweep: every bound and choice

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -57,6 +58,75 @@ def compose_in_context(overrides: list[str], folder: Path) -> DictConfig:
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+class SweepComposer:
+    """Composes every job of a sweep inside a :func:`hydra_context`, faster than one
+    :func:`compose_in_context` per job: Hydra's composition (the defaults tree, loading and
+    merging every group's config with its schema) costs ~0.15 s, and the jobs of a sweep
+    usually differ only in values (``optimizer.lr=0.1,0.01``). The config of each distinct
+    set of config-group choices is composed once; each job's value overrides are then applied
+    to a copy with Hydra's own code for that step (``ConfigLoaderImpl._apply_overrides_to_
+    config``), and the result validated as usual. Anything unusual (a delete or add override,
+    a package, an error) goes through the full :func:`compose_in_context`, which also gives
+    the usual error report; ``tests/test_compose.py`` checks both paths give equal configs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._bases: dict[tuple[str, ...], DictConfig] = {}
+
+    def compose(self, overrides: list[str]) -> DictConfig:
+        import copy
+
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        job_overrides = [o for o in overrides if not _is_hydra_override(o)]
+        split = self._split(job_overrides)
+        if split is None:
+            return compose_in_context(overrides, self.folder)
+        groups, values = split
+        try:
+            key = tuple(groups)
+            if key not in self._bases:
+                from hydra import compose
+
+                self._bases[key] = compose(config_name=CONFIG_NAME, overrides=groups)
+            cfg = copy.deepcopy(self._bases[key])
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        except Exception:  # the full composition reports it with every detail
+            return compose_in_context(overrides, self.folder)
+        problems = validate_config(cfg)
+        if problems:
+            raise ConfigError(problems)
+        return cfg
+
+    @staticmethod
+    def _split(overrides: list[str]) -> tuple[list[str], list[Any]] | None:
+        """(config-group overrides as text, parsed value overrides), or None when an
+        override is not a plain ``group=option`` or ``key=value``."""
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        loader = GlobalHydra.instance().config_loader()
+        repository = getattr(loader, "repository", None)
+        if repository is None:
+            return None
+        try:
+            parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
+        except Exception:
+            return None
+        groups: list[str] = []
+        values: list[Any] = []
+        for override in parsed:
+            if override.is_sweep_override() or override.is_delete() or override.is_add():
+                return None
+            if override.is_force_add() or override.package is not None:
+                return None
+            if repository.group_exists(override.key_or_group):
+                groups.append(str(override.input_line))
+            else:
+                values.append(override)
+        return groups, values
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:

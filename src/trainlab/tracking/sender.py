@@ -79,9 +79,9 @@ class Store(Protocol):
 
 class MlflowStore:
     """The run in the MLflow store, through a fresh MlflowClient. MLflow caches one store per
-    URI; a forked child must not share the parent's database connections, so the cache is
-    cleared first. HTTP retries are left to the sender's own loop, which never blocks for
-    minutes."""
+    URI; a forked child must not share the parent's database connections: a SQL store's
+    engine gets a pool of its own, any other store is built anew. HTTP retries are left to
+    the sender's own loop, which never blocks for minutes."""
 
     def __init__(self, uri: str, run_id: str) -> None:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -89,8 +89,16 @@ class MlflowStore:
         from mlflow import MlflowClient
         from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
-        _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
         self.client = MlflowClient(tracking_uri=uri)
+        engine = getattr(self.client._tracking_client.store, "engine", None)
+        if engine is not None:
+            # A SQL store the parent opened (a forked child inherits MLflow's store cache):
+            # reused with a pool of its own, as SQLAlchemy advises after a fork. Building a
+            # new one would check the schema again (~50 ms of alembic per run).
+            engine.dispose(close=False)
+        else:
+            _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+            self.client = MlflowClient(tracking_uri=uri)
         self.run_id = run_id
         # A SQL store's tables take the points directly, ~10x cheaper than log_batch.
         self.bulk = SqlMetricWriter.for_client(self.client)
