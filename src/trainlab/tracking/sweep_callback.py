@@ -111,13 +111,12 @@ def sweep_facts(sweep_dir: str | Path) -> tuple[str | None, list[str]]:
 def close_open_sweeps(interrupted: bool) -> None:
     """End every open parent run: KILLED if interrupted, else from its children's statuses;
     each is added to ``CLOSED_SWEEPS``."""
+    from trainlab.tools.compare import child_runs
     from trainlab.tracking.store import make_client
 
-    for run_id, (uri, experiment_id) in list(OPEN_SWEEPS.items()):
+    for run_id, (uri, _experiment_id) in list(OPEN_SWEEPS.items()):
         client = make_client(uri)
-        children = client.search_runs(
-            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
-        )
+        children = child_runs(client, run_id)  # all of them, not MLflow's first 1,000
         if interrupted:  # jobs stopped before they could end their runs (killed workers)
             for child in children:
                 if child.info.status == "RUNNING":
