@@ -76,7 +76,7 @@ from torch import nn
 from trainlab.config.compose import compose_config
 from trainlab.display.progress import make_progress
 from trainlab.tracking.mlflow_tracker import MlflowTracker
-from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES, JobContext, TrainingRecipe
+from trainlab.train.recipe import JobContext, TrainingRecipe, sender_preload
 
 LOOPS = ("hand", "hand+val", "hand+fused", "trainlab")
 BASELINES = (
@@ -246,7 +246,7 @@ def trainlab_loop(
         experiment=str(cfg.tracking.experiment),
         run_name="overhead-benchmark",
         tags={"trainlab.overrides": "benchmark"},
-        preload=GRADIENT_ARTIFACT_MODULES,  # as job._start_tracker does with the monitor on
+        preload=sender_preload(cfg),  # as job._start_tracker does
     )
     recipe.run_id = tracker.run_id  # as job.run_training does
     created = time.perf_counter()
