@@ -167,3 +167,44 @@ def test_no_weight_decay_means_none_in_one_group(name: str) -> None:
     optimizer = build_optimizer(optimizer_cfg(name, weight_decay=0.0), small_model())
     assert len(optimizer.param_groups) == 1
     assert optimizer.param_groups[0]["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adagrad"])
+@pytest.mark.parametrize(
+    ("implementation", "kernel"),
+    [("auto", "fused"), ("fused", "fused"), ("foreach", "foreach"), ("for_loop", "for_loop")],
+)
+def test_the_implementation_picks_torchs_kernel(
+    name: str, implementation: str, kernel: str
+) -> None:
+    from trainlab.train.recipe import optimizer_kernel
+
+    optimizer = build_optimizer(optimizer_cfg(name, implementation=implementation), small_model())
+    assert optimizer_kernel(optimizer) == kernel  # on the CPU torch has fused kernels for all four
+
+
+def test_auto_falls_back_where_torch_has_no_fused_kernel_and_fused_says_why() -> None:
+    from trainlab.config.errors import ConfigError
+    from trainlab.train.recipe import optimizer_kernel
+
+    on_meta = nn.Linear(3, 2, device="meta")  # a device without fused kernels
+    assert optimizer_kernel(build_optimizer(optimizer_cfg("adam"), on_meta)) == "default"
+    with pytest.raises(ConfigError, match=r"optimizer\.implementation"):
+        build_optimizer(optimizer_cfg("adam", implementation="fused"), on_meta)
+
+
+def test_fused_and_default_kernels_take_the_same_steps_to_rounding() -> None:
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(32, 8), torch.randn(32, 1)
+    final = []
+    for implementation in ("fused", "for_loop"):
+        torch.manual_seed(1)
+        model = nn.Linear(8, 1)
+        optimizer = build_optimizer(optimizer_cfg("adam", implementation=implementation), model)
+        for _ in range(20):
+            loss = nn.functional.mse_loss(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        final.append(model.weight.detach().clone())
+    assert torch.allclose(final[0], final[1], atol=1e-5)

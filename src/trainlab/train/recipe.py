@@ -58,6 +58,17 @@ GRADIENT_ARTIFACTS = "trainlab.train.gradient_monitor:write_artifacts"
 GRADIENT_ARTIFACT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
+def optimizer_kernel(optimizer: torch.optim.Optimizer) -> str:
+    """The update kernel the optimizer runs: fused, foreach, for_loop or torch's default
+    (what ``optimizer.implementation=auto`` resolved to)."""
+    defaults = optimizer.defaults
+    if defaults.get("fused"):
+        return "fused"
+    if defaults.get("foreach"):
+        return "foreach"
+    return "for_loop" if defaults.get("foreach") is False else "default"
+
+
 def sender_preload(cfg: DictConfig) -> tuple[str, ...]:
     """What the metric sender imports while the run trains: the heat map's matplotlib
     modules, when the gradient monitor is on and torch leaves a core free. With torch's
@@ -399,6 +410,7 @@ class TrainingRecipe:
         params = flatten(self.config_dict)
         params["model.num_parameters"] = sum(p.numel() for p in self.parts.model.parameters())
         params["loss.resolved"] = self.loss.name
+        params["optimizer.kernel"] = optimizer_kernel(self.parts.optimizer)
         params["device"] = str(self.device)
         if self.launch.distributed:
             params["distributed.world_size"] = self.launch.world_size
