@@ -75,6 +75,7 @@ from torch import nn
 
 from trainlab.config.compose import compose_config
 from trainlab.display.progress import make_progress
+from trainlab.optim.optimizers import KERNEL_OPTIONS, optimizer_kernel
 from trainlab.tracking.mlflow_tracker import MlflowTracker
 from trainlab.train.recipe import JobContext, TrainingRecipe, sender_preload
 
@@ -100,7 +101,7 @@ class Workload:
     lr: float
     betas: tuple[float, float]
     eps: float
-    kernel: dict[str, bool]  # trainlab's optimizer kernel options (fused / foreach)
+    kernel: dict[str, bool]  # the torch.optim options of trainlab's kernel (fused=True, ...)
 
 
 @dataclass
@@ -188,9 +189,7 @@ def workload_of(recipe: TrainingRecipe, cfg: DictConfig) -> Workload:
         lr=float(cfg.optimizer.lr),
         betas=(betas[0], betas[1]),
         eps=float(cfg.optimizer.eps),
-        kernel={
-            name: True for name in ("fused", "foreach") if parts.optimizer.defaults.get(name)
-        },
+        kernel=KERNEL_OPTIONS.get(optimizer_kernel(parts.optimizer), {}),
     )
 
 

@@ -177,7 +177,7 @@ def test_no_weight_decay_means_none_in_one_group(name: str) -> None:
 def test_the_implementation_picks_torchs_kernel(
     name: str, implementation: str, kernel: str
 ) -> None:
-    from trainlab.train.recipe import optimizer_kernel
+    from trainlab.optim.optimizers import optimizer_kernel
 
     optimizer = build_optimizer(optimizer_cfg(name, implementation=implementation), small_model())
     assert optimizer_kernel(optimizer) == kernel  # on the CPU torch has fused kernels for all four
@@ -185,7 +185,7 @@ def test_the_implementation_picks_torchs_kernel(
 
 def test_auto_falls_back_where_torch_has_no_fused_kernel_and_fused_says_why() -> None:
     from trainlab.config.errors import ConfigError
-    from trainlab.train.recipe import optimizer_kernel
+    from trainlab.optim.optimizers import optimizer_kernel
 
     on_meta = nn.Linear(3, 2, device="meta")  # a device without fused kernels
     assert optimizer_kernel(build_optimizer(optimizer_cfg("adam"), on_meta)) == "default"

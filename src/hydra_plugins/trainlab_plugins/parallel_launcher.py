@@ -8,9 +8,10 @@ first batch is launched, and each worker imports torch, trainlab and torch._dyna
 in by the first optimizer) inside its first job. Here
 
 * the worker pool (loky's reusable executor, the one joblib uses) is started as soon as the
-  sweep begins (:func:`start_workers`, called by the sweep callback before it creates the
-  store), and every worker imports what a job needs while the launching process creates the
-  store and validates the sweep (:func:`trainlab.sweeps.warmup.warm_up`);
+  sweep begins (:func:`start_workers`: by ``trainlab train`` when the command line picks
+  this launcher, else by the sweep callback before it creates the store), and every worker
+  imports what a job needs while the launching process validates the sweep and creates the
+  store (:func:`trainlab.sweeps.warmup.warm_up`);
 * the launching process composes each job's config (its config cache is warm) and hands the
   composed config to a worker, which only runs it.
 
@@ -84,11 +85,19 @@ def requested_workers(overrides: Sequence[str]) -> int | None:
     return n_jobs
 
 
+_warmed: list[Any] = []  # the pool whose workers were sent their warm-up (one per process)
+
+
 def start_workers(n_jobs: int) -> None:
-    """Start the pool and have every worker import what a job needs, without waiting."""
+    """Start the pool and have every worker import what a job needs, without waiting. The
+    command line, the sweep callback and the launcher's setup each call this (whichever comes
+    first, depending on where the launcher was chosen); a pool is warmed up once."""
     from trainlab.sweeps.warmup import warm_up
 
     executor = _executor(n_jobs)
+    if _warmed and _warmed[0] is executor:
+        return
+    _warmed[:] = [executor]
     for _ in range(worker_count(n_jobs)):
         executor.submit(warm_up, threads_per_job(n_jobs))
 
@@ -125,7 +134,7 @@ class ParallelLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        start_workers(self.n_jobs)  # no-op when the sweep callback already did
+        start_workers(self.n_jobs)  # a no-op when the command line or the callback did
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int

@@ -246,3 +246,14 @@ KERNEL_OPTIONS: dict[str, dict[str, bool]] = {
     "foreach": {"foreach": True},
     "for_loop": {"foreach": False},
 }
+
+
+def optimizer_kernel(optimizer: torch.optim.Optimizer) -> str:
+    """The update kernel the optimizer runs: fused, foreach, for_loop or torch's default
+    (what ``optimizer.implementation=auto`` resolved to)."""
+    defaults = optimizer.defaults
+    if defaults.get("fused"):
+        return "fused"
+    if defaults.get("foreach"):
+        return "foreach"
+    return "for_loop" if defaults.get("foreach") is False else "default"

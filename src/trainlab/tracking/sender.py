@@ -44,12 +44,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainlab.tracking.replay import kept_artifacts_dir, write_item, write_points
-from trainlab.tracking.sql_metrics import SqlMetricWriter
+from trainlab.tracking.sql_metrics import Point, SqlMetricWriter
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 BULK_FAILURES_BEFORE_GIVING_UP = 3  # bulk writes failing where log_batch works: stop trying
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # then every 30 s
-Point = tuple[str, float, int, int]  # name, value, step, timestamp in ms
 
 
 @dataclass(frozen=True)

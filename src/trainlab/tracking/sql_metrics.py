@@ -20,36 +20,27 @@ database being unavailable, goes through ``log_batch`` (see
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 Point = tuple[str, float, int, int]  # name, value, step, timestamp in ms
-LARGEST_FLOAT = 1.7976931348623157e308  # what MLflow stores for +inf (and - for -inf)
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
 
-def stored_value(value: float) -> tuple[float, bool]:
-    """``(value, is_nan)`` as MLflow stores a metric value."""
-    if math.isnan(value):
-        return 0.0, True
-    if math.isinf(value):
-        return (LARGEST_FLOAT if value > 0 else -LARGEST_FLOAT), False
-    return value, False
-
-
 class SqlMetricWriter:
-    """Bulk inserts of one run's points into the store behind ``engine``."""
+    """Bulk inserts of one run's points into an MLflow ``SqlAlchemyStore``'s tables."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, store: Any) -> None:
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
 
-        self.engine = engine
+        self.engine = store.engine
+        # MLflow's own (is_nan, value) for a metric: NaN as 0, infinities as the largest float.
+        self.sanitize = store.sanitize_metric_value
         self.metrics = SqlMetric.__table__
         self.latest = SqlLatestMetric.__table__
-        self.insert_new_rows = _insert_ignoring_duplicates(engine.dialect.name, self.metrics)
+        self.insert_new_rows = _insert_ignoring_duplicates(self.engine.dialect.name, self.metrics)
 
     @classmethod
     def for_client(cls, client: MlflowClient) -> SqlMetricWriter | None:
@@ -62,7 +53,7 @@ class SqlMetricWriter:
             return None
         if not isinstance(store, SqlAlchemyStore) or store.engine.dialect.name not in DIALECTS:
             return None
-        return cls(store.engine)
+        return cls(store)
 
     def send(self, run_id: str, points: list[Point]) -> None:
         """Store ``points`` of run ``run_id``, all or none (one transaction)."""
@@ -71,7 +62,7 @@ class SqlMetricWriter:
         rows = []
         newest: dict[str, dict[str, Any]] = {}
         for name, value, step, stamp in points:
-            stored, is_nan = stored_value(value)
+            is_nan, stored = self.sanitize(value)
             row = {
                 "run_uuid": run_id,
                 "key": name,

@@ -30,6 +30,7 @@ from trainlab.losses import build_loss
 from trainlab.metrics import mode_for
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer, build_schedule
+from trainlab.optim.optimizers import optimizer_kernel
 from trainlab.optim.schedulers import RunLength
 from trainlab.regularizers import RegularizerContext, build_regularization
 from trainlab.tracking.base import Tracker
@@ -56,17 +57,6 @@ from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingP
 GRADIENT_ARTIFACTS = "trainlab.train.gradient_monitor:write_artifacts"
 # What drawing the gradient artifacts imports; the metric sender loads it while the run trains.
 GRADIENT_ARTIFACT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
-def optimizer_kernel(optimizer: torch.optim.Optimizer) -> str:
-    """The update kernel the optimizer runs: fused, foreach, for_loop or torch's default
-    (what ``optimizer.implementation=auto`` resolved to)."""
-    defaults = optimizer.defaults
-    if defaults.get("fused"):
-        return "fused"
-    if defaults.get("foreach"):
-        return "foreach"
-    return "for_loop" if defaults.get("foreach") is False else "default"
 
 
 def sender_preload(cfg: DictConfig) -> tuple[str, ...]:
