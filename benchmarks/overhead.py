@@ -77,7 +77,7 @@ from trainlab.config.compose import compose_config
 from trainlab.display.progress import make_progress
 from trainlab.optim.optimizers import KERNEL_OPTIONS, optimizer_kernel
 from trainlab.tracking.mlflow_tracker import MlflowTracker
-from trainlab.train.recipe import JobContext, TrainingRecipe, sender_preload
+from trainlab.train.recipe import JobContext, TrainingRecipe
 
 LOOPS = ("hand", "hand+val", "hand+fused", "trainlab")
 BASELINES = (
@@ -245,7 +245,6 @@ def trainlab_loop(
         experiment=str(cfg.tracking.experiment),
         run_name="overhead-benchmark",
         tags={"trainlab.overrides": "benchmark"},
-        preload=sender_preload(cfg),  # as job._start_tracker does
     )
     recipe.run_id = tracker.run_id  # as job.run_training does
     created = time.perf_counter()

@@ -30,8 +30,8 @@ def warm_up(threads: int) -> None:
     """Import :data:`MODULES` and take one optimizer step on a tiny model."""
     from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
 
-    # The gradient heat map's matplotlib modules too: each job's metric sender, forked from
-    # this worker, would otherwise import them again, once per job, on a core a job needs.
+    # The gradient heat map's modules too: each job's metric sender, forked from this
+    # worker, would otherwise import them again, once per job.
     for name in (*MODULES, *GRADIENT_ARTIFACT_MODULES):
         importlib.import_module(name)
     import torch

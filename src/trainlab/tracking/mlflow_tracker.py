@@ -38,7 +38,6 @@ class MlflowTracker:
         tags: dict[str, str],
         parent_run_id: str | None = None,
         flush_every_s: float = 1.0,
-        preload: tuple[str, ...] = (),
     ) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -49,11 +48,11 @@ class MlflowTracker:
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        self._start(run, flush_every_s, preload=preload)
+        self._start(run, flush_every_s)
 
     @classmethod
     def reopen(
-        cls, uri: str, run_id: str, flush_every_s: float = 1.0, preload: tuple[str, ...] = ()
+        cls, uri: str, run_id: str, flush_every_s: float = 1.0
     ) -> MlflowTracker:
         """Continue an existing run (resume): back to RUNNING, same run id. Points already in
         the store (logged before an interruption) are not sent twice."""
@@ -67,7 +66,7 @@ class MlflowTracker:
             key: max(point.step for point in tracker.client.get_metric_history(run_id, key))
             for key in run.data.metrics
         }
-        tracker._start(run, flush_every_s, logged_up_to, preload)
+        tracker._start(run, flush_every_s, logged_up_to)
         return tracker
 
     def _start(
@@ -75,7 +74,6 @@ class MlflowTracker:
         run: Any,
         flush_every_s: float,
         logged_up_to: dict[str, int] | None = None,
-        preload: tuple[str, ...] = (),
     ) -> None:
         self.run_id: str = run.info.run_id
         self.run_name: str = run.info.run_name
@@ -91,7 +89,6 @@ class MlflowTracker:
                 flush_every_s=flush_every_s,
                 logged_up_to=logged_up_to or {},
                 replay_path=str(replay_path_for(self.run_id)),
-                preload=preload,
             )
         )
         self._closed = False

@@ -12,9 +12,8 @@ server restarts) it keeps the points, warns once, and retries with a growing del
 still unsent when it must stop is written to a replay file (see :mod:`trainlab.tracking.replay`)
 so nothing is lost.
 
-The child also draws end-of-run artifacts that need matplotlib (the gradient heat-map): it
-imports matplotlib while the run trains, on the otherwise idle core, and draws and logs the
-files at the end, so the training process neither imports matplotlib nor draws.
+The child also draws and logs end-of-run artifacts (the gradient heat-map), so the training
+process does not draw.
 
 Messages, parent -> child: ``("points", seq, timestamp_ms, [(name, value, step), ...])``,
 ``("render", seq, "module:function", data, artifact_path)`` (``function(data, folder)``
@@ -64,8 +63,6 @@ class SenderSettings:
     # writes the replay file.
     close_timeout_s: float = 10.0
     replay_path: str = ""
-    # Modules the child imports while it waits (for the artifacts it will draw at the end).
-    preload: tuple[str, ...] = ()
 
 
 class Store(Protocol):
@@ -331,13 +328,6 @@ def serve(
         with contextlib.suppress(BrokenPipeError, OSError):  # the parent is gone: go on
             outbox.send(message)
 
-    def preload() -> None:
-        for module in settings.preload:
-            with contextlib.suppress(Exception):  # drawing will say what is wrong
-                importlib.import_module(module)
-
-    if settings.preload:
-        threading.Thread(target=preload, name="trainlab-sender-preload", daemon=True).start()
     sender = Sender(
         settings, reply, make_store or (lambda: MlflowStore(settings.uri, settings.run_id))
     )

@@ -195,6 +195,8 @@ def write_artifacts(data: dict[str, Any], folder: Path) -> list[Path]:
     """The monitor's artifacts from its :meth:`GradientMonitor.summary`: a module-level
     function of plain data, so the metric sender process can draw them off the training
     process (see :meth:`~trainlab.tracking.mlflow_tracker.MlflowTracker.log_rendered`)."""
+    from trainlab.train.heatmap import plot_heatmap
+
     folder.mkdir(parents=True, exist_ok=True)
     stats = folder / "gradients.json"
     stats.write_text(json.dumps(data))
@@ -208,36 +210,3 @@ def _columns(rows: list[list[float]]) -> list[list[float | None]]:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def plot_heatmap(data: dict[str, Any], path: Path) -> Path:
-    """log10 gradient norm per layer (rows) and sampled step (columns). Drawn on a bare
-    ``Figure`` (no pyplot, no layout engine): a third of the time, and no GUI backend."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    values = np.array(
-        [[np.nan if v is None else v for v in row] for row in data["grad_norm"]], dtype=float
-    )
-    with np.errstate(divide="ignore"):
-        values = np.log10(values)
-    layers = data["layers"]
-    height = max(2.5, 0.45 * len(layers) + 1.5)
-    figure = Figure(figsize=(9, height))
-    FigureCanvasAgg(figure)
-    longest = max((len(name) for name in layers), default=4)
-    # Room for the layer names on the left and the colour bar on the right.
-    left = min(0.45, 0.04 + 0.0105 * longest)
-    figure.subplots_adjust(left=left, right=0.97, bottom=1.0 / height, top=1 - 0.45 / height)
-    axes = figure.add_subplot()
-    image = axes.imshow(values, aspect="auto", interpolation="nearest", cmap="viridis")
-    axes.set_yticks(range(len(layers)), layers)
-    steps = data["steps"]
-    ticks = np.linspace(0, len(steps) - 1, num=min(8, len(steps))).astype(int)
-    axes.set_xticks(ticks, [str(steps[i]) for i in ticks])
-    axes.set_xlabel("step")
-    axes.set_title("log10 gradient norm per layer")
-    figure.colorbar(image, ax=axes, pad=0.02)
-    figure.savefig(path, dpi=100)
-    return path

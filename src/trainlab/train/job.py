@@ -80,7 +80,6 @@ def continue_run(
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.store import checkpoint_folder, make_client
     from trainlab.train.checkpoint import CheckpointFolder
-    from trainlab.train.recipe import sender_preload
     from trainlab.train.signals import stop_on_signals
 
     uri, run_id = str(cfg.tracking.uri), str(context.resume_run_id)
@@ -111,7 +110,6 @@ def continue_run(
             uri,
             run_id,
             flush_every_s=float(cfg.tracking.flush_every_s),
-            preload=sender_preload(cfg),
         )
         tracker.set_tags({"trainlab.resumed_from": where})
         _link_run(recipe, tracker)
@@ -308,7 +306,7 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import run_name_from, source_tags
     from trainlab.tracking.sweep_callback import SWEEP_TAG
-    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES, sender_preload
+    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
 
     uri = str(cfg.tracking.uri)
     if uri.startswith(("http://", "https://")):
@@ -339,7 +337,6 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
         tags=tags,
         parent_run_id=context.parent_run_id,
         flush_every_s=float(cfg.tracking.flush_every_s),
-        preload=sender_preload(cfg),
     )
 
 

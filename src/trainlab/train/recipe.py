@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -55,22 +54,14 @@ from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
 
 GRADIENT_ARTIFACTS = "trainlab.train.gradient_monitor:write_artifacts"
-# What drawing the gradient artifacts imports; the metric sender loads it while the run trains.
-GRADIENT_ARTIFACT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
-def sender_preload(cfg: DictConfig) -> tuple[str, ...]:
-    """What the metric sender imports while the run trains: the heat map's matplotlib
-    modules, when the gradient monitor is on and torch leaves a core free. With torch's
-    threads on every core the import (~0.25 s of CPU) would take a core from training, and
-    torch's threads wait for the one that lost it at every parallel op (measured: 2 threads
-    on 2 cores, 0.85x of a hand loop without the sender, 0.76x with it); the sender then
-    imports them when it draws, after training."""
-    if not cfg.trainer.gradient_monitor.every_n_steps:
-        return ()
-    if torch.get_num_threads() >= (os.cpu_count() or 1):
-        return ()
-    return GRADIENT_ARTIFACT_MODULES
+# What drawing the gradient artifacts imports (Pillow, ~25 ms): a process that runs several
+# jobs imports it once, so that every job's forked metric sender has it.
+GRADIENT_ARTIFACT_MODULES = (
+    "PIL.Image",
+    "PIL.ImageDraw",
+    "PIL.ImageFont",
+    "trainlab.train.heatmap",
+)
 
 
 @dataclass
