@@ -6,8 +6,10 @@ Heavy libraries (torch, mlflow) are imported by the subcommands that need them, 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from typing import NoReturn
 
 from trainlab import __version__
 
@@ -91,5 +93,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> NoReturn:
+    """The ``trainlab`` console script and ``python -m trainlab``: :func:`main`, then
+    :func:`exit_now`."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` once the atexit handlers have run, without the interpreter's
+    teardown. Tearing down torch, MLflow, SQLAlchemy and Hydra module by module takes about
+    1.4 s after a ``trainlab train`` (measured on 2 cores; 30 ms this way), and nothing of
+    trainlab's is left to it: the runs, metric senders and checkpoint writers are closed and
+    joined before :func:`main` returns, and everything registered with ``atexit`` (logging's
+    flush, multiprocessing's joins, temporary folders' removal, MLflow's own) still runs
+    here. While any non-daemon thread is alive the exit is the ordinary one, which joins it."""
+    import atexit
+    import os
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None or any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe or a closed stream: nothing left to write to.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()
