@@ -33,9 +33,10 @@ def test_one_job_per_core_and_the_cores_shared_out() -> None:
     assert threads_per_job(4 * cores) == 1
 
 
-def _loky_workers() -> set[str]:
+def _pool_processes() -> set[str]:
+    """The fork server and the workers forked from it (they keep its command line)."""
     listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in listing.splitlines() if "loky" in line}
+    return {line.split()[0] for line in listing.splitlines() if "forkserver" in line}
 
 
 def test_a_bad_sweep_on_the_parallel_launcher_exits_2_and_stops_its_workers(
@@ -43,7 +44,7 @@ def test_a_bad_sweep_on_the_parallel_launcher_exits_2_and_stops_its_workers(
 ) -> None:
     """The workers start before the sweep is validated; bad input still exits 2 at once,
     records nothing, and leaves no worker behind."""
-    before = _loky_workers()
+    before = _pool_processes()
     uri = sqlite_uri(tmp_path)
     done = run_cli(
         "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
@@ -52,4 +53,4 @@ def test_a_bad_sweep_on_the_parallel_launcher_exits_2_and_stops_its_workers(
     assert done.returncode == 2, explain(done)
     assert "optimizer.lr" in done.stderr and "Traceback" not in done.stderr, explain(done)
     assert not (tmp_path / "mlflow.db").exists() or not all_runs(uri)
-    assert _loky_workers() <= before, "the parallel workers were stopped"
+    assert _pool_processes() <= before, "the fork server and the workers were stopped"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 
+from trainlab.train.heatmap import HEATMAP_MODULES
+
 MODULES = (
     "torch",
     "torch._dynamo",  # imported by the first torch.optim optimizer otherwise (~1 s)
@@ -23,16 +25,14 @@ MODULES = (
     "trainlab.train.job",
     "trainlab.train.recipe",
     "trainlab.tracking.mlflow_tracker",
+    *HEATMAP_MODULES,  # each job's metric sender, forked from the worker, draws with these
 )
 
 
 def warm_up(threads: int) -> None:
-    """Import :data:`MODULES` and take one optimizer step on a tiny model."""
-    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
-
-    # The gradient heat map's modules too: each job's metric sender, forked from this
-    # worker, would otherwise import them again, once per job.
-    for name in (*MODULES, *GRADIENT_ARTIFACT_MODULES):
+    """Import :data:`MODULES` (already imported when the worker was forked from the fork
+    server) and take one optimizer step on a tiny model."""
+    for name in MODULES:
         importlib.import_module(name)
     import torch
 

@@ -39,6 +39,9 @@ VIRIDIS = (
     (216, 226, 25),
     (253, 231, 37),
 )
+# What drawing imports (~25 ms): a process that runs several jobs imports it once, so that
+# every job's forked metric sender has it.
+HEATMAP_MODULES = ("numpy", "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont", __name__)
 MISSING = (235, 235, 235)  # a sample without a finite norm (none recorded, or zero)
 INK = (30, 30, 30)
 WIDTH = 900

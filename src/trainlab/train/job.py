@@ -306,7 +306,7 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import run_name_from, source_tags
     from trainlab.tracking.sweep_callback import SWEEP_TAG
-    from trainlab.train.recipe import GRADIENT_ARTIFACT_MODULES
+    from trainlab.train.heatmap import HEATMAP_MODULES
 
     uri = str(cfg.tracking.uri)
     if uri.startswith(("http://", "https://")):
@@ -317,7 +317,7 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
         # on a core that a parallel job is training on.
         import importlib
 
-        for module in GRADIENT_ARTIFACT_MODULES:
+        for module in HEATMAP_MODULES:
             importlib.import_module(module)
     # A run of the defaults is named by what it trains, not by MLflow's random words.
     name = (

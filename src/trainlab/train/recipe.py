@@ -54,14 +54,6 @@ from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
 
 GRADIENT_ARTIFACTS = "trainlab.train.gradient_monitor:write_artifacts"
-# What drawing the gradient artifacts imports (Pillow, ~25 ms): a process that runs several
-# jobs imports it once, so that every job's forked metric sender has it.
-GRADIENT_ARTIFACT_MODULES = (
-    "PIL.Image",
-    "PIL.ImageDraw",
-    "PIL.ImageFont",
-    "trainlab.train.heatmap",
-)
 
 
 @dataclass
