@@ -156,6 +156,39 @@ def test_the_child_process_puts_every_point_in_the_store(tmp_path: Path) -> None
     assert not (tmp_path / "r").exists(), "no replay file when everything was sent"
 
 
+def test_points_held_in_the_training_process_keep_their_times_and_all_arrive(
+    tmp_path: Path,
+) -> None:
+    """Points are handed to the child in groups (every flush_every_s / 2): puts from two
+    threads within that interval all reach the store at the flush, each group with the time
+    it was put, not the time it was handed over."""
+    import threading
+    import time
+
+    uri = sqlite_uri(tmp_path)
+    run_id = _new_run(uri)
+    writer = MetricWriter(
+        SenderSettings(uri=uri, run_id=run_id, flush_every_s=60.0, replay_path=str(tmp_path / "r"))
+    )
+    writer.put(_points(1, 10))
+    time.sleep(0.05)
+    threads = [
+        threading.Thread(target=lambda start=start: writer.put(_points(start, 10)))
+        for start in range(11, 211, 10)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.flush()
+    history = client_for(uri).get_metric_history(run_id, "train/loss")
+    assert sorted(m.step for m in history) == list(range(1, 211))
+    first = {m.timestamp for m in history if m.step <= 10}
+    later = {m.timestamp for m in history if m.step > 10}
+    assert len(first) == 1 and max(first) < min(later), (first, later)
+    assert writer.close() == []
+
+
 def test_points_the_store_never_took_are_saved_and_trainlab_sync_sends_them(
     tmp_path: Path,
 ) -> None:
