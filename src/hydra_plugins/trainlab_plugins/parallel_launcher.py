@@ -168,6 +168,8 @@ def stop_workers() -> None:
 
 
 def _stop_fork_server() -> None:
+    """Kill the fork server (at once: it may be mid-import), then let multiprocessing reap it
+    and forget it (``ForkServer._stop``), so a later pool in this process starts a new one."""
     import signal
     from multiprocessing import forkserver
 
@@ -175,9 +177,10 @@ def _stop_fork_server() -> None:
     pid = getattr(server, "_forkserver_pid", None)
     if not pid:
         return
-    with contextlib.suppress(ProcessLookupError, ChildProcessError):
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+    with contextlib.suppress(OSError, AttributeError):
+        server._stop()  # type: ignore[union-attr]
 
 
 def call_pickled(payload: bytes) -> bytes:
