@@ -78,6 +78,7 @@ def _executor(n_jobs: int) -> Any:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import forkserver
 
+    from trainlab.environment import temporary_environ
     from trainlab.sweeps.warmup import MODULES
 
     context = multiprocessing.get_context("forkserver")
@@ -85,17 +86,8 @@ def _executor(n_jobs: int) -> Any:
     threads = str(threads_per_job(n_jobs))
     # Thread pools sized before torch starts: OpenMP and MKL read these when torch loads,
     # which is in the fork server; this process's own environment is left as it was.
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update({name: threads for name in names})
-    try:
+    with temporary_environ({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}):
         forkserver.ensure_running()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     pool = ProcessPoolExecutor(max_workers=worker_count(n_jobs), mp_context=context)
     _pools[n_jobs] = pool
     return pool

@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from trainlab.environment import temporary_environ
 from trainlab.tracking.replay import kept_artifacts_dir, replay_path_for, write_item
 from trainlab.tracking.sender import SenderSettings
 from trainlab.tracking.store import ensure_experiment, local_artifact_dir, make_client
@@ -219,18 +218,9 @@ class MlflowTracker:
         return True
 
 
-@contextlib.contextmanager
-def _fail_fast() -> Iterator[None]:
+def _fail_fast() -> contextlib.AbstractContextManager[None]:
     """MLflow retries an HTTP call for minutes before it gives up; at the end of a run one
     quick attempt is enough, since what fails is saved for ``trainlab sync``."""
-    names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update({names[0]: "0", names[1]: "10"})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return temporary_environ(
+        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    )

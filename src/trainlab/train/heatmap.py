@@ -64,7 +64,7 @@ def log_norms(grad_norm: list[list[float | None]]) -> np.ndarray:
     """log10 of the norms (layers x samples); NaN where a norm is missing, zero or not finite."""
     import numpy as np
 
-    values = np.array([[np.nan if v is None else v for v in row] for row in grad_norm], float)
+    values = np.array(grad_norm, dtype=float)  # None becomes NaN
     with np.errstate(divide="ignore", invalid="ignore"):
         logged = np.log10(values)
     logged[~np.isfinite(logged)] = np.nan
@@ -116,7 +116,6 @@ def plot_heatmap(data: dict[str, Any], path: Path) -> Path:
     _x_ticks(draw, font, steps, left, top + plot_height, plot_width)
     draw.text((left + plot_width / 2, top + plot_height + 26), "step", INK, font, "ma")
     _colour_bar(image, draw, font, (left + plot_width + 14, top, plot_height), low, high)
-    path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, "PNG")
     return path
 
