@@ -14,8 +14,9 @@ def test_values_are_set_inside_and_restored_or_unset_after(
 ) -> None:
     monkeypatch.setenv("TRAINLAB_TEST_SET", "before")
     monkeypatch.delenv("TRAINLAB_TEST_UNSET", raising=False)
-    with pytest.raises(RuntimeError), temporary_environ(
-        {"TRAINLAB_TEST_SET": "inside", "TRAINLAB_TEST_UNSET": "inside"}
+    with (
+        pytest.raises(RuntimeError),
+        temporary_environ({"TRAINLAB_TEST_SET": "inside", "TRAINLAB_TEST_UNSET": "inside"}),
     ):
         assert os.environ["TRAINLAB_TEST_SET"] == "inside"
         assert os.environ["TRAINLAB_TEST_UNSET"] == "inside"
