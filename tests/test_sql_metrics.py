@@ -43,16 +43,19 @@ def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     return uri, client, experiment
 
 
-def test_bulk_rows_match_log_batch(store) -> None:  # type: ignore[no-untyped-def]
+def assert_bulk_rows_match_log_batch(uri: str) -> None:
+    """The same points through ``log_batch`` and through the bulk writer, into two runs of
+    the store at ``uri``, read back identical (histories and latest values)."""
     from mlflow.entities import Metric
 
-    uri, client, experiment = store
+    client = client_for(uri)
+    experiment = client.create_experiment("bulk-vs-log-batch")
     reference = client.create_run(experiment).info.run_id
     bulk_run = client.create_run(experiment).info.run_id
     metrics = [Metric(name, value, stamp, step) for name, value, step, stamp in POINTS]
     client.log_batch(reference, metrics=metrics, synchronous=True)
     writer = SqlMetricWriter.for_client(client_for(uri))
-    assert writer is not None, "a sqlite store gets the bulk writer"
+    assert writer is not None, f"a {uri.split(':')[0]} store gets the bulk writer"
     writer.send(bulk_run, POINTS[:4])
     writer.send(bulk_run, POINTS[4:])  # a second batch updates the latest values
 
@@ -67,6 +70,10 @@ def test_bulk_rows_match_log_batch(store) -> None:  # type: ignore[no-untyped-de
     for key, value in latest_theirs.items():
         assert _same(latest_ours[key], value), (key, latest_ours, latest_theirs)
     assert latest_ours["val/acc"] == 0.5
+
+
+def test_bulk_rows_match_log_batch(tmp_path: Path) -> None:
+    assert_bulk_rows_match_log_batch(sqlite_uri(tmp_path))
 
 
 def test_a_batch_sent_twice_is_stored_once(store) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ import pytest
 
 from helpers import all_runs, client_for, digits_steps_per_epoch, explain, metric_steps, run_cli
 from mlflow_server import MlflowServer, free_port
+from test_sql_metrics import assert_bulk_rows_match_log_batch
 
 EPOCHS = 2
 
@@ -130,3 +131,9 @@ def test_a_parallel_sweep_through_a_server_on_postgresql(postgres: str, tmp_path
         assert count_rows(postgres, "metrics") > 0
     finally:
         server.stop()
+
+
+def test_bulk_metric_rows_on_postgresql_match_log_batch(postgres: str) -> None:
+    """A run logging straight to PostgreSQL (``tracking.uri=postgresql://...``, no server)
+    gets the metric sender's bulk writer; its rows are the ones ``log_batch`` writes."""
+    assert_bulk_rows_match_log_batch(postgres)

@@ -20,12 +20,15 @@ database being unavailable, goes through ``log_batch`` (see
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 Point = tuple[str, float, int, int]  # name, value, step, timestamp in ms
+# The columns of MLflow's ``metrics`` table, in the order this writer builds its rows.
+COLUMNS = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")  # the table's order
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
 
@@ -40,7 +43,34 @@ class SqlMetricWriter:
         self.sanitize = store.sanitize_metric_value
         self.metrics = SqlMetric.__table__
         self.latest = SqlLatestMetric.__table__
-        self.insert_new_rows = _insert_ignoring_duplicates(self.engine.dialect.name, self.metrics)
+        dialect = self.engine.dialect
+        self.insert_new_rows = _insert_ignoring_duplicates(dialect.name, self.metrics)
+        # On sqlite the insert runs as the driver's own executemany of plain tuples (an
+        # in-process loop in C): SQLAlchemy's per-row parameter processing was a third of a
+        # send's time (1,200 points: ~21 ms through SQLAlchemy, ~16 ms this way). Other
+        # databases keep SQLAlchemy's executemany, which batches the rows into multi-row
+        # statements where the driver would make one round trip per row.
+        self.driver_insert: str | None = None
+        if dialect.name == "sqlite":
+            compiled = self.insert_new_rows.compile(dialect=dialect, column_keys=list(COLUMNS))
+            if tuple(compiled.positiontup or ()) == COLUMNS:
+                self.driver_insert = str(compiled)
+        import sqlalchemy as sa
+
+        latest = self.latest
+        self.update_latest = (
+            latest.update()
+            .where(
+                latest.c.run_uuid == sa.bindparam("match_run"),
+                latest.c.key == sa.bindparam("match_key"),
+            )
+            .values(
+                value=sa.bindparam("value"),
+                step=sa.bindparam("step"),
+                timestamp=sa.bindparam("timestamp"),
+                is_nan=sa.bindparam("is_nan"),
+            )
+        )
 
     @classmethod
     def for_client(cls, client: MlflowClient) -> SqlMetricWriter | None:
@@ -60,52 +90,54 @@ class SqlMetricWriter:
         if not points:
             return
         rows = []
-        newest: dict[str, dict[str, Any]] = {}
+        newest: dict[str, tuple[int, int, float, bool]] = {}
+        isfinite, sanitize = math.isfinite, self.sanitize
         for name, value, step, stamp in points:
-            is_nan, stored = self.sanitize(value)
-            row = {
-                "run_uuid": run_id,
-                "key": name,
-                "value": stored,
-                "timestamp": int(stamp),
-                "step": int(step),
-                "is_nan": is_nan,
-            }
-            rows.append(row)
+            is_nan, stored = (False, value) if isfinite(value) else sanitize(value)
+            step, stamp = int(step), int(stamp)
+            rows.append((name, stored, stamp, step, is_nan, run_id))
+            # MLflow's "more recent": the larger (step, timestamp, value).
+            order = (step, stamp, stored, is_nan)
             current = newest.get(name)
-            if current is None or _order(row) > _order(current):
-                newest[name] = row
+            if current is None or order[:3] > current[:3]:
+                newest[name] = order
+        with self.engine.begin() as connection:
+            if self.driver_insert is not None:
+                connection.exec_driver_sql(self.driver_insert, rows)
+            else:
+                connection.execute(
+                    self.insert_new_rows, [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+                )
+            self._update_latest(connection, run_id, newest)
+
+    def _update_latest(
+        self,
+        connection: Any,
+        run_id: str,
+        newest: dict[str, tuple[int, int, float, bool]],
+    ) -> None:
+        """``latest_metrics``: insert the keys it lacks, update those that are older."""
         import sqlalchemy as sa
 
         latest = self.latest
-        with self.engine.begin() as connection:
-            connection.execute(self.insert_new_rows, rows)
-            stored_rows = connection.execute(
-                sa.select(latest).where(
-                    latest.c.run_uuid == run_id, latest.c.key.in_(list(newest))
-                )
+        stored_rows = connection.execute(
+            sa.select(latest.c.key, latest.c.step, latest.c.timestamp, latest.c.value).where(
+                latest.c.run_uuid == run_id, latest.c.key.in_(list(newest))
             )
-            known = {row.key: row for row in stored_rows}
-            for name, row in newest.items():
-                old = known.get(name)
-                if old is None:
-                    connection.execute(latest.insert(), [row])
-                elif _order(row) > (old.step, old.timestamp, old.value):
-                    connection.execute(
-                        latest.update()
-                        .where(latest.c.run_uuid == run_id, latest.c.key == name)
-                        .values(
-                            value=row["value"],
-                            step=row["step"],
-                            timestamp=row["timestamp"],
-                            is_nan=row["is_nan"],
-                        )
-                    )
-
-
-def _order(row: dict[str, Any]) -> tuple[int, int, float]:
-    """MLflow's "more recent" order of two points of one key."""
-    return row["step"], row["timestamp"], row["value"]
+        )
+        known = {row.key: (row.step, row.timestamp, row.value) for row in stored_rows}
+        inserts, updates = [], []
+        for name, (step, stamp, stored, is_nan) in newest.items():
+            row = {"step": step, "timestamp": stamp, "value": stored, "is_nan": is_nan}
+            old = known.get(name)
+            if old is None:
+                inserts.append({"run_uuid": run_id, "key": name, **row})
+            elif (step, stamp, stored) > old:
+                updates.append({"match_run": run_id, "match_key": name, **row})
+        if inserts:
+            connection.execute(latest.insert(), inserts)
+        if updates:  # one executemany for every key
+            connection.execute(self.update_latest, updates)
 
 
 def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:
