@@ -77,6 +77,7 @@ from trainlab.config.compose import compose_config
 from trainlab.display.progress import make_progress
 from trainlab.optim.optimizers import KERNEL_OPTIONS, optimizer_kernel
 from trainlab.tracking.mlflow_tracker import MlflowTracker
+from trainlab.train.job import sender_warm_up
 from trainlab.train.recipe import JobContext, TrainingRecipe
 
 LOOPS = ("hand", "hand+val", "hand+fused", "trainlab")
@@ -245,6 +246,7 @@ def trainlab_loop(
         experiment=str(cfg.tracking.experiment),
         run_name="overhead-benchmark",
         tags={"trainlab.overrides": "benchmark"},
+        warm_up=sender_warm_up(cfg),  # as job.run_training's tracker does
     )
     recipe.run_id = tracker.run_id  # as job.run_training does
     created = time.perf_counter()

@@ -74,3 +74,26 @@ def test_viridis_matches_matplotlib() -> None:
     ours = viridis(fractions).astype(int)
     theirs = (np.asarray(colormaps["viridis"](fractions))[:, :3] * 255).round().astype(int)
     assert np.abs(ours - theirs).max() <= 6  # 17 anchors, linear between them
+
+
+def test_after_the_warm_up_drawing_imports_nothing_more(tmp_path: Path) -> None:
+    """The metric sender warms up when it starts, so the map drawn at the end of the run
+    imports nothing then (Pillow's format plugins included), in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from pathlib import Path
+from trainlab.train.heatmap import plot_heatmap, warm_up
+warm_up()
+before = set(sys.modules)
+plot_heatmap({summary([[1.0, 2.0], [0.5, None]], [5, 10])!r}, Path({str(tmp_path)!r}) / "map.png")
+print(sorted(set(sys.modules) - before))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -156,6 +156,47 @@ def test_the_child_process_puts_every_point_in_the_store(tmp_path: Path) -> None
     assert not (tmp_path / "r").exists(), "no replay file when everything was sent"
 
 
+WARM_MARK = "TRAINLAB_TEST_WARM_MARK"
+
+
+def mark_warm() -> None:
+    """A warm-up for the sender tests: leaves a file where the test said."""
+    import os
+
+    Path(os.environ[WARM_MARK]).write_text("warm")
+
+
+def test_the_child_warms_up_as_it_starts_and_a_failing_warm_up_is_harmless(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``warm_up`` runs in the child before any message arrives (while the training process
+    still sets up); one that fails costs nothing but its head start."""
+    import time
+
+    uri = sqlite_uri(tmp_path)
+    run_id = _new_run(uri)
+    mark = tmp_path / "warm"
+    monkeypatch.setenv(WARM_MARK, str(mark))
+    warm = MetricWriter(
+        SenderSettings(uri=uri, run_id=run_id, warm_up=f"{__name__}:mark_warm",
+                       replay_path=str(tmp_path / "r"))
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not mark.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert mark.read_text() == "warm", "the child called its warm-up without being sent anything"
+    assert warm.close() == []
+
+    failing = MetricWriter(
+        SenderSettings(uri=uri, run_id=run_id, warm_up="trainlab.no_such_module:warm_up",
+                       replay_path=str(tmp_path / "r"))
+    )  # fmt: skip
+    failing.put(_points(1, 5))
+    assert failing.close() == []
+    history = client_for(uri).get_metric_history(run_id, "train/loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+
+
 def test_points_held_in_the_training_process_keep_their_times_and_all_arrive(
     tmp_path: Path,
 ) -> None:

@@ -104,7 +104,7 @@ def resume_into(recipe: Any, uri: str, run_id: str, source: str, state: dict[str
 
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import COMMAND_ENV
-    from trainlab.train.job import train_and_track, train_as_worker
+    from trainlab.train.job import sender_warm_up, train_and_track, train_as_worker
     from trainlab.train.signals import stop_on_signals
 
     cfg = recipe.cfg
@@ -117,6 +117,8 @@ def resume_into(recipe: Any, uri: str, run_id: str, source: str, state: dict[str
     with stop_on_signals(repeat_grace_s=grace):
         # Checkpoints written before tracking.flush_every_s existed lack the key.
         flush_every_s = float(OmegaConf.select(cfg, "tracking.flush_every_s", default=1.0))
-        tracker = MlflowTracker.reopen(uri, run_id, flush_every_s=flush_every_s)
+        tracker = MlflowTracker.reopen(
+            uri, run_id, flush_every_s=flush_every_s, warm_up=sender_warm_up(cfg)
+        )
         tracker.set_tags({"trainlab.resumed_from": f"step {state['step']} ({source})"})
         train_and_track(recipe, tracker, resumed=True)

@@ -37,6 +37,7 @@ class MlflowTracker:
         tags: dict[str, str],
         parent_run_id: str | None = None,
         flush_every_s: float = 1.0,
+        warm_up: str = "",
     ) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -47,11 +48,11 @@ class MlflowTracker:
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        self._start(run, flush_every_s)
+        self._start(run, flush_every_s, warm_up=warm_up)
 
     @classmethod
     def reopen(
-        cls, uri: str, run_id: str, flush_every_s: float = 1.0
+        cls, uri: str, run_id: str, flush_every_s: float = 1.0, warm_up: str = ""
     ) -> MlflowTracker:
         """Continue an existing run (resume): back to RUNNING, same run id. Points already in
         the store (logged before an interruption) are not sent twice."""
@@ -65,7 +66,7 @@ class MlflowTracker:
             key: max(point.step for point in tracker.client.get_metric_history(run_id, key))
             for key in run.data.metrics
         }
-        tracker._start(run, flush_every_s, logged_up_to)
+        tracker._start(run, flush_every_s, logged_up_to, warm_up)
         return tracker
 
     def _start(
@@ -73,7 +74,10 @@ class MlflowTracker:
         run: Any,
         flush_every_s: float,
         logged_up_to: dict[str, int] | None = None,
+        warm_up: str = "",
     ) -> None:
+        """``warm_up``: "module:function" the metric sender calls when it starts (see
+        :class:`~trainlab.tracking.sender.SenderSettings`)."""
         self.run_id: str = run.info.run_id
         self.run_name: str = run.info.run_name
         self._artifact_dir = local_artifact_dir(run.info.artifact_uri)
@@ -88,6 +92,8 @@ class MlflowTracker:
                 flush_every_s=flush_every_s,
                 logged_up_to=logged_up_to or {},
                 replay_path=str(replay_path_for(self.run_id)),
+                warm_up=warm_up,
+                artifact_dir=str(self._artifact_dir or ""),
             )
         )
         self._closed = False

@@ -63,6 +63,13 @@ class SenderSettings:
     # writes the replay file.
     close_timeout_s: float = 10.0
     replay_path: str = ""
+    # "module:function" the child calls as soon as it starts, before its first message: the
+    # imports of an end-of-run drawing, done while the training process is still setting up
+    # (record_config, the first batches) instead of while it waits at close.
+    warm_up: str = ""
+    # The run's artifact folder when the store keeps artifacts on this machine (drawings are
+    # written straight into it); "" for a remote artifact store (they are uploaded).
+    artifact_dir: str = ""
 
 
 class Store(Protocol):
@@ -217,36 +224,52 @@ class Sender:
         return self.store
 
     def render_all(self) -> None:
-        """Draw the queued artifacts and log them; files that cannot be logged are kept
-        beside the replay file."""
+        """Draw the queued artifacts: straight into the run's folder when the store keeps
+        artifacts on this machine, else into a temporary folder that is then logged; files
+        that cannot be logged are kept beside the replay file."""
         while self.renders:
             function, data, artifact_path = self.renders.pop(0)
+            if self.settings.artifact_dir:
+                self._draw(function, data, Path(self.settings.artifact_dir) / artifact_path)
+                continue
             folder = Path(tempfile.mkdtemp(prefix="trainlab-render-"))
             try:
-                render(function, data, folder)
-                try:
-                    self._connected().log_artifacts(folder, artifact_path)
-                except Exception as error:
-                    kept = kept_artifacts_dir(self.settings.replay_path) / artifact_path
-                    shutil.copytree(folder, kept, dirs_exist_ok=True)
-                    write_item(
-                        self.settings.replay_path,
-                        self.settings.uri,
-                        self.settings.run_id,
-                        {"artifacts": str(kept), "path": artifact_path},
-                    )
-                    self.reply(
-                        (
-                            "error",
-                            f"could not log the {artifact_path} artifacts "
-                            f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-                            f"they are kept in {kept}",
-                        )
-                    )
-            except Exception as error:
-                self.reply(("error", f"could not draw {function}: {type(error).__name__}: {error}"))
+                if self._draw(function, data, folder):
+                    self._log_drawn(folder, artifact_path)
+            except Exception as error:  # not even kept
+                self.reply(("error", f"could not keep the {artifact_path} artifacts: {error}"))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def _draw(self, function: str, data: Any, folder: Path) -> bool:
+        try:
+            render(function, data, folder)
+        except Exception as error:
+            self.reply(("error", f"could not draw {function}: {type(error).__name__}: {error}"))
+            return False
+        return True
+
+    def _log_drawn(self, folder: Path, artifact_path: str) -> None:
+        """Log the drawn files, or keep them for ``trainlab sync``."""
+        try:
+            self._connected().log_artifacts(folder, artifact_path)
+        except Exception as error:
+            kept = kept_artifacts_dir(self.settings.replay_path) / artifact_path
+            shutil.copytree(folder, kept, dirs_exist_ok=True)
+            write_item(
+                self.settings.replay_path,
+                self.settings.uri,
+                self.settings.run_id,
+                {"artifacts": str(kept), "path": artifact_path},
+            )
+            self.reply(
+                (
+                    "error",
+                    f"could not log the {artifact_path} artifacts "
+                    f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                    f"they are kept in {kept}",
+                )
+            )
 
     def _send_pending(self) -> None:
         try:
@@ -323,6 +346,10 @@ def serve(
                 return
 
     threading.Thread(target=read, name="trainlab-sender-inbox", daemon=True).start()
+    if settings.warm_up:
+        with contextlib.suppress(Exception):  # only a head start: the drawing says what fails
+            module, name = settings.warm_up.split(":")
+            getattr(importlib.import_module(module), name)()
 
     def reply(message: tuple[Any, ...]) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):  # the parent is gone: go on

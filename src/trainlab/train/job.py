@@ -110,6 +110,7 @@ def continue_run(
             uri,
             run_id,
             flush_every_s=float(cfg.tracking.flush_every_s),
+            warm_up=sender_warm_up(cfg),
         )
         tracker.set_tags({"trainlab.resumed_from": where})
         _link_run(recipe, tracker)
@@ -306,19 +307,16 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
     from trainlab.tracking.mlflow_tracker import MlflowTracker
     from trainlab.tracking.run_tags import run_name_from, source_tags
     from trainlab.tracking.sweep_callback import SWEEP_TAG
-    from trainlab.train.heatmap import HEATMAP_MODULES
+    from trainlab.train import heatmap
 
     uri = str(cfg.tracking.uri)
     if uri.startswith(("http://", "https://")):
         _ping_server(uri)
     if context.parent_run_id and cfg.trainer.gradient_monitor.every_n_steps:
-        # Several jobs run in this process: import what the metric sender draws with once
+        # Several jobs run in this process: prepare what the metric sender draws with once
         # here, and every job's forked sender has it, instead of each importing it again
         # on a core that a parallel job is training on.
-        import importlib
-
-        for module in HEATMAP_MODULES:
-            importlib.import_module(module)
+        heatmap.warm_up()
     # A run of the defaults is named by what it trains, not by MLflow's random words.
     name = (
         cfg.tracking.run_name
@@ -337,7 +335,20 @@ def _start_tracker(cfg: DictConfig, context: JobContext) -> Any:
         tags=tags,
         parent_run_id=context.parent_run_id,
         flush_every_s=float(cfg.tracking.flush_every_s),
+        warm_up=sender_warm_up(cfg),
     )
+
+
+def sender_warm_up(cfg: DictConfig) -> str:
+    """What the run's metric sender prepares as it starts: the gradient heat map's imports
+    when the run will draw one (see :func:`trainlab.train.heatmap.warm_up`)."""
+    from omegaconf import OmegaConf
+
+    from trainlab.train.heatmap import WARM_UP
+
+    # A checkpoint's config from before the gradient monitor existed lacks the key.
+    every = OmegaConf.select(cfg, "trainer.gradient_monitor.every_n_steps", default=0)
+    return WARM_UP if every else ""
 
 
 def _ping_server(uri: str) -> None:
