@@ -5,8 +5,9 @@ through the real CLI, each into a fresh sqlite store in a temporary folder:
 
 * ``sequential``  Hydra's basic launcher: one job after another in one process (torch with
                   its default threads, all cores; ``--sequential-threads 1`` for one);
-* ``parallel``    ``hydra/launcher=parallel hydra.launcher.n_jobs=K``: K loky worker
-                  processes, each job with cores // K torch threads.
+* ``parallel``    ``hydra/launcher=parallel hydra.launcher.n_jobs=K``: K worker processes
+                  forked from a fork server that imported torch and MLflow once, each job
+                  with cores // K torch threads.
 
 It prints each sweep's wall time (from the command's start to its exit, imports, store
 creation and the final table included) and their ratio; the span from the first job's run

@@ -138,6 +138,26 @@ def test_checkpoint_overwrite_is_atomic(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
+def test_a_checkpoint_is_written_first_and_named_only_after_its_wait(tmp_path: Path) -> None:
+    """The step file is written (and fsync'ed) while the metric sender stores the points;
+    it appears under its name, and last.pt points at it, only after that wait returns."""
+    folder = CheckpointFolder(tmp_path / "checkpoints")
+    seen: list[list[str]] = []
+
+    def wait_for_store() -> None:
+        names = sorted(p.name for p in folder.folder.iterdir())
+        seen.append(names)
+        assert not (folder.folder / "step-000000040.pt").exists() and not folder.last.exists()
+        (written,) = names  # the whole file, under a temporary name
+        assert written.startswith(".step-000000040.pt.")
+        assert torch.load(folder.folder / written, weights_only=True)["step"] == 40
+
+    folder.save(_state(), before_publish=wait_for_store)
+    assert len(seen) == 1
+    assert sorted(p.name for p in folder.folder.iterdir()) == ["last.pt", "step-000000040.pt"]
+    assert load_checkpoint(folder.last)["step"] == 40
+
+
 def test_checkpoint_of_something_else_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, path)

@@ -3,6 +3,7 @@ so it never imports MLflow and a test or tool can run it with :class:`NullTracke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +33,9 @@ class Tracker(Protocol):
 
     def flush(self) -> None:
         """Block until every metric queued so far has been sent."""
+
+    def request_flush(self) -> Callable[[], None]:
+        """Start sending every metric queued so far; returns the wait for it to be sent."""
 
     def close(self, status: str, error: str | None = None) -> None:
         """Flush everything and end the run as FINISHED, FAILED or KILLED."""
@@ -76,5 +80,12 @@ class NullTracker:
     def flush(self) -> None:
         pass
 
+    def request_flush(self) -> Callable[[], None]:
+        return _nothing_to_wait_for
+
     def close(self, status: str, error: str | None = None) -> None:
         pass
+
+
+def _nothing_to_wait_for() -> None:
+    pass

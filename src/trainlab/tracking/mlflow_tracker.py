@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,9 @@ class MlflowTracker:
 
     def flush(self) -> None:
         self._writer.flush()
+
+    def request_flush(self) -> Callable[[], None]:
+        return self._writer.request_flush()
 
     def close(self, status: str, error: str | None = None) -> None:
         """Send what is left and end the run. When the store is unreachable, nothing is

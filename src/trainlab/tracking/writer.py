@@ -17,6 +17,7 @@ import multiprocessing
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from trainlab.tracking.sender import SenderSettings, serve
@@ -101,12 +102,21 @@ class MetricWriter:
     def flush(self) -> None:
         """Wait until every point queued so far is in the store, or the store is found
         unreachable (then the points stay queued in the child, which keeps retrying)."""
+        self.request_flush()()
+
+    def request_flush(self) -> Callable[[], None]:
+        """Have the child send every point queued so far at once; returns the wait for it
+        (:meth:`flush` in two halves, for a caller with work to do meanwhile)."""
         self._release()
         target = self._send(("flush",))
-        with self._state:
-            self._state.wait_for(
-                lambda: self._acked >= target or self._degraded or self._child_gone
-            )
+
+        def wait() -> None:
+            with self._state:
+                self._state.wait_for(
+                    lambda: self._acked >= target or self._degraded or self._child_gone
+                )
+
+        return wait
 
     def close(self, timeout_s: float = 120.0) -> list[str]:
         """Let the child send what is left, wait for it, and return the problems seen."""

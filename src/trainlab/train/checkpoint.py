@@ -63,8 +63,12 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync the folder)."""
+def save_checkpoint(
+    state: dict[str, Any], path: Path, before_publish: Callable[[], None] | None = None
+) -> None:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync the folder).
+    ``before_publish`` runs between the fsync and the rename: what must be done before the
+    checkpoint exists under its name (the recorded history up to its step)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -72,6 +76,8 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             torch.save({"format_version": FORMAT_VERSION, **state}, file)
             file.flush()
             os.fsync(file.fileno())
+        if before_publish is not None:
+            before_publish()
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -111,10 +117,16 @@ class CheckpointFolder:
         """Step checkpoints, newest first."""
         return sorted(self.folder.glob("step-*.pt"), reverse=True)
 
-    def save(self, state: dict[str, Any], best: bool = False) -> None:
-        """Write the step file, point ``last.pt`` at it, copy to ``best.pt`` if asked, prune."""
+    def save(
+        self,
+        state: dict[str, Any],
+        best: bool = False,
+        before_publish: Callable[[], None] | None = None,
+    ) -> None:
+        """Write the step file, point ``last.pt`` at it, copy to ``best.pt`` if asked, prune
+        (``before_publish``: as :func:`save_checkpoint`'s)."""
         step_file = self.folder / f"step-{int(state['step']):09d}.pt"
-        save_checkpoint(state, step_file)
+        save_checkpoint(state, step_file, before_publish)
         _replace_with_link(step_file, self.last)
         if best:
             _replace_with_link(step_file, self.best)

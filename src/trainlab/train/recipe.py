@@ -162,10 +162,12 @@ class CheckpointWriter(EpochListener):
         pending_best, self.pending_best = self.pending_best, None
 
         def write(state: dict[str, Any]) -> None:
-            self.tracker.flush()
+            # The files are written while the metric sender stores the points queued so far;
+            # each is renamed into place only once they are in the store.
+            wait_for_store = self.tracker.request_flush()
             if pending_best is not None and not best:
-                save_checkpoint(pending_best, self.folder.best)
-            self.folder.save(state, best=best)
+                save_checkpoint(pending_best, self.folder.best, wait_for_store)
+            self.folder.save(state, best=best, before_publish=wait_for_store)
 
         self.last_written_at, self.last_written_step = time.monotonic(), progress.step
         self.writer.submit(self.recipe.checkpoint_state(progress), write)
