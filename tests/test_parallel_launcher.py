@@ -8,8 +8,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from helpers import all_runs, explain, run_cli, sqlite_uri
 from hydra_plugins.trainlab_plugins.parallel_launcher import (
+    Submitter,
+    call_pickled,
     requested_workers,
     threads_per_job,
     worker_count,
@@ -37,6 +41,47 @@ def _pool_processes() -> set[str]:
     """The fork server and the workers forked from it (they keep its command line)."""
     listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return {line.split()[0] for line in listing.splitlines() if "forkserver" in line}
+
+
+class SlowPool:
+    """A pool whose submits block until released (as while the fork server still imports)
+    and fail when ``broken``; a submit returns the job's arguments instead of a future."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.broken = False
+
+    def submit(self, function: object, payload: bytes) -> tuple[object, ...]:
+        import cloudpickle
+
+        self.release.wait(30)
+        if self.broken:
+            raise RuntimeError("the pool is gone")
+        assert function is call_pickled
+        _, args = cloudpickle.loads(payload)
+        return tuple(args)
+
+
+def test_jobs_are_handed_over_in_order_while_the_first_submit_still_waits() -> None:
+    pool = SlowPool()
+    submitter = Submitter(pool)
+    for job in range(5):  # returns at once although the pool's first submit is blocked
+        submitter.submit(print, job)
+    assert submitter.futures == []
+    pool.release.set()
+    assert submitter.close() == [(0,), (1,), (2,), (3,), (4,)]
+
+
+def test_a_failing_pool_is_reported_by_the_submitter() -> None:
+    pool = SlowPool()
+    pool.broken = True
+    pool.release.set()
+    submitter = Submitter(pool)
+    submitter.submit(print, "never runs")
+    with pytest.raises(RuntimeError, match="the pool is gone"):
+        submitter.close()
 
 
 def test_a_bad_sweep_on_the_parallel_launcher_exits_2_and_stops_its_workers(

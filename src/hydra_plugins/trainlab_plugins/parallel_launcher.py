@@ -17,11 +17,11 @@ in by the first optimizer) inside its first job. Here
   two imports of ~4.5 s of CPU each competed with each other and with the launching process,
   and the first job started ~2 s later;
 * the launching process composes each job's config (its config cache is warm) and hands the
-  composed config to a worker, which only runs it.
+  composed config to a worker, which only runs it; it composes them while the first submit
+  waits for the fork server (:class:`Submitter`), not while the first jobs train.
 
 Each job gets ``cores // n_jobs`` torch threads (``trainer.threads`` overrides), as before.
 """
-
 
 import contextlib
 import logging
@@ -252,22 +252,63 @@ class ParallelLauncher(Launcher):
         executor = _executor(self.n_jobs)
         singleton_state = Singleton.get_state()
         loader = self.hydra_context.config_loader
-        futures = []
-        for offset, overrides in enumerate(job_overrides):
-            index = initial_job_idx + offset
-            log.info(f"\t#{index} : {' '.join(filter_overrides(overrides))}")
-            sweep_config = loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{index}"
-                sweep_config.hydra.job.num = index
-            futures.append(
-                submit_pickled(
-                    executor,
+        submitter = Submitter(executor)
+        try:
+            for offset, overrides in enumerate(job_overrides):
+                index = initial_job_idx + offset
+                log.info(f"\t#{index} : {' '.join(filter_overrides(overrides))}")
+                sweep_config = loader.load_sweep_config(self.config, list(overrides))
+                with open_dict(sweep_config):
+                    sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{index}"
+                    sweep_config.hydra.job.num = index
+                submitter.submit(
                     execute_composed_job,
                     sweep_config,
                     self.hydra_context,
                     self.task_function,
                     singleton_state,
                 )
-            )
+        finally:
+            futures = submitter.close()
         return [unpickled_result(future) for future in futures]
+
+
+class Submitter:
+    """Submits jobs to the pool from a thread of its own, in order. The pool's first submit
+    blocks until the fork server has imported everything and forked a worker (seconds on 2
+    cores); meanwhile the launching process goes on composing the other jobs' configs, which
+    it would otherwise do while the first jobs train, on the same cores."""
+
+    def __init__(self, pool: Any) -> None:
+        import queue
+        import threading
+
+        self.pool = pool
+        self.futures: list[Any] = []
+        self.error: BaseException | None = None
+        self._jobs: queue.Queue[tuple[Any, tuple[Any, ...]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="trainlab-submit", daemon=True)
+        self._thread.start()
+
+    def submit(self, function: Any, *args: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self._jobs.put((function, args))
+
+    def close(self) -> list[Any]:
+        """Wait until every job is submitted; their futures, in order."""
+        self._jobs.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.futures
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self.error is not None:
+                continue  # the pool failed: drain the queue, close() reports it
+            function, args = job
+            try:
+                self.futures.append(submit_pickled(self.pool, function, *args))
+            except BaseException as error:
+                self.error = error
