@@ -59,7 +59,8 @@ class SlowPool:
         self.release.wait(30)
         if self.broken:
             raise RuntimeError("the pool is gone")
-        assert function is call_pickled
+        # By name: Hydra's plugin scan may have imported the launcher's module again.
+        assert getattr(function, "__name__", None) == call_pickled.__name__
         _, args = cloudpickle.loads(payload)
         return tuple(args)
 
