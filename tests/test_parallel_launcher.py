@@ -75,6 +75,18 @@ def test_jobs_are_handed_over_in_order_while_the_first_submit_still_waits() -> N
     assert submitter.close() == [(0,), (1,), (2,), (3,), (4,)]
 
 
+def test_a_cancelled_submitter_submits_nothing_more() -> None:
+    """A signal while the jobs are composed: what is still queued is dropped."""
+    pool = SlowPool()
+    submitter = Submitter(pool)
+    for job in range(3):
+        submitter.submit(print, job)
+    submitter.cancel()
+    pool.release.set()  # the first submit, already under way, may go through; no others
+    submitter._thread.join(30)
+    assert len(submitter.futures) <= 1
+
+
 def test_a_failing_pool_is_reported_by_the_submitter() -> None:
     pool = SlowPool()
     pool.broken = True

@@ -268,9 +268,10 @@ class ParallelLauncher(Launcher):
                     self.task_function,
                     singleton_state,
                 )
-        finally:
-            futures = submitter.close()
-        return [unpickled_result(future) for future in futures]
+        except BaseException:  # a signal or an error while composing: submit no more jobs
+            submitter.cancel()
+            raise
+        return [unpickled_result(future) for future in submitter.close()]
 
 
 class Submitter:
@@ -286,6 +287,7 @@ class Submitter:
         self.pool = pool
         self.futures: list[Any] = []
         self.error: BaseException | None = None
+        self.cancelled = False
         self._jobs: queue.Queue[tuple[Any, tuple[Any, ...]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="trainlab-submit", daemon=True)
         self._thread.start()
@@ -303,10 +305,15 @@ class Submitter:
             raise self.error
         return self.futures
 
+    def cancel(self) -> None:
+        """Submit nothing more (jobs still queued are dropped); does not wait."""
+        self.cancelled = True
+        self._jobs.put(None)
+
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            if self.error is not None:
-                continue  # the pool failed: drain the queue, close() reports it
+            if self.error is not None or self.cancelled:
+                continue  # the pool failed (close() reports it) or the sweep stops: drain
             function, args = job
             try:
                 self.futures.append(submit_pickled(self.pool, function, *args))
