@@ -17,6 +17,8 @@ from trainlab.config.validation import validate_config
 from trainlab.train.auto_lr import LrFindError, record_auto_lr, resolve_auto_lr
 from trainlab.train.recipe import JobContext, TrainingRecipe
 
+SILENT_RANK_GRACE_S = 3.0  # how long a rank other than 0 waits before it exits on bad input
+
 
 def job_context() -> tuple[JobContext, bool, str]:
     """The job's context from Hydra's runtime config; also whether it is part of a sweep and
@@ -367,5 +369,9 @@ def _ping_server(uri: str) -> None:
 
 def _exit_bad_input(error: ConfigError) -> None:
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank exits 2; one speaks
-        print(error.render(), file=sys.stderr)
+        print(error.render(), file=sys.stderr, flush=True)
+    else:
+        # torchrun stops the other ranks as soon as one exits: a silent rank gives rank 0 a
+        # moment to print first (seen in CI: rank 1 out first, rank 0 stopped before it spoke).
+        time.sleep(SILENT_RANK_GRACE_S)
     raise SystemExit(2)
