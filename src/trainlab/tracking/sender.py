@@ -134,10 +134,16 @@ class MlflowStore:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
 
+def named_function(function: str) -> Callable[..., Any]:
+    """The function ``module:function`` names (imported on the way)."""
+    module, name = function.split(":")
+    found: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return found
+
+
 def render(function: str, data: Any, folder: Path) -> list[Path]:
     """Call ``module:function`` with ``(data, folder)``; it returns the files it wrote."""
-    module, name = function.split(":")
-    paths: list[Path] = getattr(importlib.import_module(module), name)(data, folder)
+    paths: list[Path] = named_function(function)(data, folder)
     return paths
 
 
@@ -348,8 +354,7 @@ def serve(
     threading.Thread(target=read, name="trainlab-sender-inbox", daemon=True).start()
     if settings.warm_up:
         with contextlib.suppress(Exception):  # only a head start: the drawing says what fails
-            module, name = settings.warm_up.split(":")
-            getattr(importlib.import_module(module), name)()
+            named_function(settings.warm_up)()
 
     def reply(message: tuple[Any, ...]) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):  # the parent is gone: go on
