@@ -130,6 +130,10 @@ def test_resume_falls_back_when_newest_checkpoint_is_corrupt(tmp_path: Path) -> 
     run_id = kill_mid_epoch(tmp_path)
     folder = checkpoint_dir(tmp_path, run_id)
     newest, older = sorted(folder.glob("step-*.pt"))[-1], sorted(folder.glob("step-*.pt"))[-2]
+    # last.pt is a hard link to a step file (the newest, or the one before if the kill fell
+    # between publishing a step file and relinking last.pt): replace it, don't write through
+    # it, or that step file is corrupted too and the fall-back goes one further back.
+    (folder / "last.pt").unlink()
     (folder / "last.pt").write_bytes(b"not a checkpoint")
     newest.write_bytes(newest.read_bytes()[:100])  # truncated, as a crash mid-write would
     resumed = run_cli("resume", run_id, cwd=tmp_path)
