@@ -59,7 +59,6 @@ import copy
 import importlib
 import logging
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -73,6 +72,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
+from trainlab import fork_server
 from trainlab.config.compose import compose_config
 from trainlab.display.progress import make_progress
 from trainlab.optim.optimizers import KERNEL_OPTIONS, optimizer_kernel
@@ -259,7 +259,6 @@ def trainlab_loop(
         prepare(recipe, tracker)
     display = make_progress("none", cfg.trainer.max_epochs, len(recipe.parts.batcher))
     display.start()
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, started_cpu = time.perf_counter(), time.process_time()
     try:
         progress = recipe.train(tracker, display)
@@ -271,10 +270,9 @@ def trainlab_loop(
     tracker.close("FINISHED")  # joins the metric sender, so its CPU time is counted below
     seconds = time.perf_counter() - started
     cpu = time.process_time() - started_cpu
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child_cpu = (children.ru_utime + children.ru_stime) - (
-        children_before.ru_utime + children_before.ru_stime
-    )
+    # The sender reports its own CPU time as it ends (forked from the fork server, it is
+    # not this process's child, so RUSAGE_CHILDREN would not count it).
+    child_cpu = tracker._writer.child_cpu_s or 0.0
     return RunResult(progress.step, seconds, recipe.parts.model, cpu, trained, child_cpu)
 
 
@@ -373,6 +371,7 @@ def quiet_mlflow() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    fork_server.start_for_senders()  # as `trainlab train` does: senders not forked from here
     quiet_mlflow()
     thread_settings = [int(t) for t in args.threads.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="trainlab-bench-"))

@@ -23,7 +23,6 @@ in by the first optimizer) inside its first job. Here
 Each job gets ``cores // n_jobs`` torch threads (``trainer.threads`` overrides), as before.
 """
 
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -76,18 +75,17 @@ def _executor(n_jobs: int) -> Any:
         return pool
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import forkserver
 
-    from trainlab.environment import temporary_environ
+    from trainlab import fork_server
     from trainlab.sweeps.warmup import MODULES
 
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(MODULES))
     threads = str(threads_per_job(n_jobs))
     # Thread pools sized before torch starts: OpenMP and MKL read these when torch loads,
     # which is in the fork server; this process's own environment is left as it was.
-    with temporary_environ({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}):
-        forkserver.ensure_running()
+    fork_server.start(
+        fork_server.SWEEP_WORKERS, MODULES, {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    )
+    context = multiprocessing.get_context("forkserver")
     pool = ProcessPoolExecutor(max_workers=worker_count(n_jobs), mp_context=context)
     _pools[n_jobs] = pool
     return pool
@@ -156,23 +154,9 @@ def stop_workers() -> None:
                 process.join()
         pool.shutdown(wait=True, cancel_futures=True)
     _warmed.clear()
-    _stop_fork_server()
+    from trainlab import fork_server
 
-
-def _stop_fork_server() -> None:
-    """Kill the fork server (at once: it may be mid-import), then let multiprocessing reap it
-    and forget it (``ForkServer._stop``), so a later pool in this process starts a new one."""
-    import signal
-    from multiprocessing import forkserver
-
-    server = getattr(forkserver, "_forkserver", None)
-    pid = getattr(server, "_forkserver_pid", None)
-    if not pid:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(OSError, AttributeError):
-        server._stop()  # type: ignore[union-attr]
+    fork_server.stop(fork_server.SWEEP_WORKERS)
 
 
 def call_pickled(payload: bytes) -> bytes:

@@ -24,7 +24,16 @@ def run(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(HELP)
         return 0 if args else 2
-    run_id, overrides = args[0], args[1:]
+    from trainlab import fork_server
+
+    fork_server.start_for_senders()  # imports while this process loads the checkpoint
+    try:
+        return resume(args[0], args[1:])
+    finally:
+        fork_server.stop(fork_server.METRIC_SENDERS)
+
+
+def resume(run_id: str, overrides: list[str]) -> int:
     strategy = [o.split("=", 1)[1] for o in overrides if o.startswith("trainer.strategy=")]
     overrides = [o for o in overrides if not o.startswith("trainer.strategy=")]
     from omegaconf import OmegaConf, open_dict

@@ -77,7 +77,7 @@ def run(args: list[str]) -> int:
             "sweep. Run each job of the sweep with torchrun, or sweep without torchrun."
         )
     if not any(getattr(parsed, flag, None) for flag in INSPECTING_FLAGS):
-        _start_parallel_workers(parsed)
+        _start_fork_server(parsed)
         try:
             validate_command_line(args)
         except BaseException:
@@ -114,25 +114,37 @@ def run(args: list[str]) -> int:
     return 0
 
 
-def _start_parallel_workers(parsed: object) -> None:
-    """A sweep on ``hydra/launcher=parallel``: its workers start now and import torch and
-    trainlab while this process validates the jobs and creates the store (~2 s sooner than
-    the sweep callback could start them)."""
-    if not getattr(parsed, "multirun", False):
-        return
-    from hydra_plugins.trainlab_plugins.parallel_launcher import requested_workers, start_workers
+def _start_fork_server(parsed: object) -> None:
+    """Start the fork server now, so that it imports while this process validates the jobs
+    and creates the store: for a sweep on ``hydra/launcher=parallel``, its workers (they
+    import torch and trainlab, ~2 s sooner than the sweep callback could start them); for
+    jobs that train in this process, their metric senders (see :mod:`trainlab.fork_server`;
+    a sweep that picks the parallel launcher in its config replaces it with the workers')."""
+    from trainlab import fork_server
 
-    n_jobs = requested_workers(list(getattr(parsed, "overrides", [])))
-    if n_jobs is not None:
-        start_workers(n_jobs)
+    if getattr(parsed, "multirun", False):
+        from hydra_plugins.trainlab_plugins.parallel_launcher import (
+            requested_workers,
+            start_workers,
+        )
+
+        n_jobs = requested_workers(list(getattr(parsed, "overrides", [])))
+        if n_jobs is not None:
+            start_workers(n_jobs)
+            return
+    fork_server.start_for_senders()
 
 
 def _stop_idle_workers() -> None:
-    """Stop a parallel sweep's worker processes now that every job has ended its run (or
-    the sweep was stopped or rejected), rather than at interpreter exit."""
+    """Stop a parallel sweep's worker processes, and the metric senders' fork server, now
+    that every job has ended its run (or the sweep was stopped or rejected), rather than at
+    interpreter exit."""
+    from trainlab import fork_server
+
     module = sys.modules.get("hydra_plugins.trainlab_plugins.parallel_launcher")
     if module is not None:
         module.stop_workers()
+    fork_server.stop(fork_server.METRIC_SENDERS)
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,7 @@ class MlflowTracker:
                 replay_path=str(replay_path_for(self.run_id)),
                 warm_up=warm_up,
                 artifact_dir=str(self._artifact_dir or ""),
+                working_dir=os.getcwd(),
             )
         )
         self._closed = False

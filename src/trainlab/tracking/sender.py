@@ -22,12 +22,13 @@ writes files into ``folder`` and returns their paths; they are logged under
 (every point sent up to message ``seq`` is in the store; drawings queued by then may still
 be in progress, and are done before the child exits), ``("degraded", text)`` (sends are
 failing; flushes stop waiting), ``("recovered", text)``, ``("unsent", path, count)``,
-``("error", text)``.
+``("error", text)``, ``("exit", seq, cpu_seconds)`` (the child's own CPU time, as it ends).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import queue
@@ -70,6 +71,9 @@ class SenderSettings:
     # The run's artifact folder when the store keeps artifacts on this machine (drawings are
     # written straight into it); "" for a remote artifact store (they are uploaded).
     artifact_dir: str = ""
+    # The training process's working folder: a child forked from a fork server starts in
+    # the server's, and relative store URIs and paths must mean the same in both.
+    working_dir: str = ""
 
 
 class Store(Protocol):
@@ -81,31 +85,42 @@ class Store(Protocol):
 
 
 class MlflowStore:
-    """The run in the MLflow store, through a fresh MlflowClient. MLflow caches one store per
-    URI; a forked child must not share the parent's database connections: a SQL store's
-    engine gets a pool of its own, any other store is built anew. HTTP retries are left to
-    the sender's own loop, which never blocks for minutes."""
+    """The run in the MLflow store. A SQL store's points go straight into its tables, through
+    an engine of the sender's own (:meth:`SqlMetricWriter.for_uri`: no schema check, which
+    the training process did when it created the run, and no connection shared with it);
+    any other store's, and the bulk path's fall-backs, through an MlflowClient made when
+    first needed. HTTP retries are left to the sender's own loop, which never blocks for
+    minutes."""
 
     def __init__(self, uri: str, run_id: str) -> None:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        from mlflow import MlflowClient
-        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
-
-        self.client = MlflowClient(tracking_uri=uri)
-        engine = getattr(self.client._tracking_client.store, "engine", None)
-        if engine is not None:
-            # A SQL store the parent opened (a forked child inherits MLflow's store cache):
-            # reused with a pool of its own, as SQLAlchemy advises after a fork. Building a
-            # new one would check the schema again (~50 ms of alembic per run).
-            engine.dispose(close=False)
-        else:
-            _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
-            self.client = MlflowClient(tracking_uri=uri)
+        self.uri = uri
         self.run_id = run_id
+        self._client: Any = None
         # A SQL store's tables take the points directly, ~10x cheaper than log_batch.
-        self.bulk = SqlMetricWriter.for_client(self.client)
+        self.bulk = SqlMetricWriter.for_uri(uri)
         self.bulk_failures = 0  # failed bulk writes that log_batch then managed
+
+    @property
+    def client(self) -> Any:
+        """An MlflowClient on the store. A child forked from the training process inherits
+        MLflow's store cache: a SQL store's engine is kept with a pool of its own, as
+        SQLAlchemy advises after a fork (a new store would check the schema again); any
+        other store is built anew."""
+        if self._client is None:
+            from mlflow import MlflowClient
+            from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+            client = MlflowClient(tracking_uri=self.uri)
+            engine = getattr(client._tracking_client.store, "engine", None)
+            if engine is not None:
+                engine.dispose(close=False)
+            else:
+                _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+                client = MlflowClient(tracking_uri=self.uri)
+            self._client = client
+        return self._client
 
     def send(self, points: list[Point]) -> None:
         if self.bulk is not None:
@@ -339,6 +354,13 @@ def serve(
     the parent is gone). Signals are ignored: the parent decides when the child stops."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if settings.working_dir:
+        os.chdir(settings.working_dir)
+    # What the child was started with (all of MLflow and SQLAlchemy, imported by the fork
+    # server or the training process) is out of the garbage collector's reach: collections
+    # triggered by the points would otherwise traverse it (a full one: ~0.3 s of CPU, which
+    # a final flush waited for).
+    gc.freeze()
     for connection in close_in_child:  # the parent's ends: EOF must mean the parent is gone
         connection.close()
     messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
@@ -385,4 +407,4 @@ def serve(
             path = write_replay_file(settings, sender.pending)
             reply(("unsent", path, len(sender.pending)))
         if not parent_gone:
-            reply(("exit", sender.acked_seq))
+            reply(("exit", sender.acked_seq, time.process_time()))

@@ -35,12 +35,16 @@ DIALECTS = ("sqlite", "postgresql", "mysql")
 class SqlMetricWriter:
     """Bulk inserts of one run's points into an MLflow ``SqlAlchemyStore``'s tables."""
 
-    def __init__(self, store: Any) -> None:
-        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+    def __init__(self, engine: Any) -> None:
+        import functools
 
-        self.engine = store.engine
-        # MLflow's own (is_nan, value) for a metric: NaN as 0, infinities as the largest float.
-        self.sanitize = store.sanitize_metric_value
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        self.engine = engine
+        # MLflow's own (is_nan, value) for a metric: NaN as 0, infinities as the largest
+        # float (a method that uses nothing of its store).
+        self.sanitize = functools.partial(SqlAlchemyStore.sanitize_metric_value, None)  # type: ignore[arg-type]
         self.metrics = SqlMetric.__table__
         self.latest = SqlLatestMetric.__table__
         dialect = self.engine.dialect
@@ -83,7 +87,25 @@ class SqlMetricWriter:
             return None
         if not isinstance(store, SqlAlchemyStore) or store.engine.dialect.name not in DIALECTS:
             return None
-        return cls(store)
+        return cls(store.engine)
+
+    @classmethod
+    def for_uri(cls, uri: str) -> SqlMetricWriter | None:
+        """A writer with an engine of its own on the SQL store at ``uri``, or None (not a SQL
+        store, or another dialect). Made as MLflow makes its engines (its pool settings from
+        the environment apply), without what an MLflow store does first: check the schema
+        (~70 ms of alembic), which the process that created the run has done."""
+        import sqlalchemy as sa
+
+        try:
+            backend = sa.engine.make_url(uri).get_backend_name()
+        except Exception:  # not a database URL: an HTTP server, a folder
+            return None
+        if backend not in DIALECTS:
+            return None
+        from mlflow.store.db.utils import create_sqlalchemy_engine
+
+        return cls(create_sqlalchemy_engine(uri))
 
     def send(self, run_id: str, points: list[Point]) -> None:
         """Store ``points`` of run ``run_id``, all or none (one transaction)."""

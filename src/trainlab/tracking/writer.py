@@ -6,18 +6,21 @@ training process. ``flush`` blocks until the child has put everything queued so 
 store (or reports that the store is unreachable). ``close`` lets the child send what is left
 and waits for it; points it could not send end up in a replay file, named in a warning.
 
-On Linux the child is forked (instant, nothing to import again); elsewhere it is spawned.
+On Linux the child is forked (instant, nothing to import again): from a fork server when the
+command started one for it (:func:`trainlab.fork_server.start_for_senders`), else from this
+process; elsewhere it is spawned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import multiprocessing
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from trainlab.tracking.sender import SenderSettings, serve
@@ -27,25 +30,64 @@ log = logging.getLogger(__name__)
 Points = list[tuple[str, float, int]]
 
 
+def start_method() -> str:
+    """How the child starts: from the fork server when this process started one for the
+    senders (:func:`trainlab.fork_server.start_for_senders`), else forked (Linux) or
+    spawned."""
+    from trainlab import fork_server
+
+    if fork_server.serving(fork_server.METRIC_SENDERS):
+        return "forkserver"
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+@contextlib.contextmanager
+def _main_module_left_out() -> Iterator[None]:
+    """Start a child without this program's main module: multiprocessing has every child it
+    does not fork from this process import the parent's ``__main__`` script first (a
+    benchmark's imports torch: ~1 s of CPU per run on the other core), which the sender
+    never uses (its target and settings live in trainlab). (A fork server's preload of
+    ``"__main__"`` would not help: Python 3.11's is never applied.)"""
+    from multiprocessing import spawn
+
+    original = spawn.get_preparation_data
+
+    def without_main(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    spawn.get_preparation_data = without_main
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = original
+
+
 class MetricWriter:
     """Sends ``(name, value, step)`` points to the store through a child process."""
 
     def __init__(self, settings: SenderSettings) -> None:
         self.settings = settings
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        method = start_method()
         context = multiprocessing.get_context(method)
         child_inbox, self._to_child = context.Pipe(duplex=False)
         self._from_child, child_outbox = context.Pipe(duplex=False)
+        self._forked = method == "fork"
+        # A forked child holds copies of this process's ends of the pipes: it closes them,
+        # so that EOF means this process is gone. Other children get only their own ends.
+        ours = [self._to_child, self._from_child] if self._forked else []
         self._process = context.Process(  # type: ignore[attr-defined]
             target=serve,
-            args=(settings, child_inbox, child_outbox, [self._to_child, self._from_child]),
+            args=(settings, child_inbox, child_outbox, ours),
             name="trainlab-metric-sender",
             daemon=False,  # never killed at interpreter exit with points still unsent
         )
-        self._forked = method == "fork"
         if self._forked:
             _freeze_heap()
-        self._process.start()
+        with _main_module_left_out() if method == "forkserver" else contextlib.nullcontext():
+            self._process.start()
         child_inbox.close()
         child_outbox.close()
         self._seq = 0
@@ -60,6 +102,7 @@ class MetricWriter:
         self._hold_s = settings.flush_every_s / 2
         self._state = threading.Condition()
         self.errors: list[str] = []
+        self.child_cpu_s: float | None = None  # the child's CPU time, once it has ended
         self.unsent: list[tuple[str, int]] = []  # (replay file, points) the child left
         self._orphans: Points = []  # points put after the child was gone
         self._closed = False
@@ -187,6 +230,8 @@ class MetricWriter:
                 elif kind == "error":
                     self.errors.append(str(reply[1]))
                     log.warning("%s", reply[1])
+                elif kind == "exit" and len(reply) > 2:
+                    self.child_cpu_s = float(reply[2])
                 self._state.notify_all()
         with self._state:
             self._child_gone = True

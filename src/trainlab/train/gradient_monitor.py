@@ -11,7 +11,6 @@ will say.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from trainlab.train.heatmap import write_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -199,18 +200,6 @@ class GradientMonitor:
         if not self.steps:
             return []
         return write_artifacts(self.summary(), folder)
-
-
-def write_artifacts(data: dict[str, Any], folder: Path) -> list[Path]:
-    """The monitor's artifacts from its :meth:`GradientMonitor.summary`: a module-level
-    function of plain data, so the metric sender process can draw them off the training
-    process (see :meth:`~trainlab.tracking.mlflow_tracker.MlflowTracker.log_rendered`)."""
-    from trainlab.train.heatmap import plot_heatmap
-
-    folder.mkdir(parents=True, exist_ok=True)
-    stats = folder / "gradients.json"
-    stats.write_text(json.dumps(data))
-    return [stats, plot_heatmap(data, folder / "gradient_heatmap.png")]
 
 
 def _same_layout(buffers: list[torch.Tensor], tensors: list[torch.Tensor]) -> bool:

@@ -108,6 +108,20 @@ def colour_cells(logged: np.ndarray) -> tuple[np.ndarray, float, float]:
     return cells, low, low + span
 
 
+def write_artifacts(data: dict[str, Any], folder: Path) -> list[Path]:
+    """The gradient monitor's artifacts from its summary (``GradientMonitor.summary``):
+    ``gradients.json`` and this heat map. A function of plain data in a module that does not
+    import torch, so the metric sender process draws them off the training process (see
+    :meth:`~trainlab.tracking.mlflow_tracker.MlflowTracker.log_rendered`) without importing
+    torch (a sender forked from a fork server has not)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stats = folder / "gradients.json"
+    stats.write_text(json.dumps(data))
+    return [stats, plot_heatmap(data, folder / "gradient_heatmap.png")]
+
+
 def plot_heatmap(data: dict[str, Any], path: Path) -> Path:
     """Write the heat map of the monitor's summary ``data`` (see
     :meth:`~trainlab.train.gradient_monitor.GradientMonitor.summary`) to ``path``."""

@@ -53,7 +53,7 @@ from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.gradient_monitor import GradientMonitor
 from trainlab.train.loop import EpochListener, Progress, StepControls, TrainingParts, fit
 
-GRADIENT_ARTIFACTS = "trainlab.train.gradient_monitor:write_artifacts"
+GRADIENT_ARTIFACTS = "trainlab.train.heatmap:write_artifacts"
 
 
 @dataclass
