@@ -11,6 +11,19 @@ from pathlib import Path
 
 from helpers import cli_env, client_for, explain, run_cli, sqlite_uri
 
+
+def run_python(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``folder``, output captured as text; never raises on an exit code."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=folder,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 SENDER_PROGRAM = textwrap.dedent(
     """
     import os, sys
@@ -48,14 +61,7 @@ def test_a_sender_forked_from_the_fork_server_writes_every_point_where_the_run_i
     program.write_text(SENDER_PROGRAM)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = subprocess.run(
-        [sys.executable, str(program), str(elsewhere)],
-        cwd=tmp_path,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_python(tmp_path, str(program), str(elsewhere))
     assert done.returncode == 0, explain(done)
     assert "sender's parent is this process: False" in done.stdout, done.stdout
     assert "sender cpu reported: True" in done.stdout, done.stdout
@@ -98,14 +104,7 @@ PURPOSE_PROGRAM = textwrap.dedent(
 
 
 def test_the_fork_server_runs_for_one_purpose_at_a_time(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PURPOSE_PROGRAM],
-        cwd=tmp_path,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_python(tmp_path, "-c", PURPOSE_PROGRAM)
     assert done.returncode == 0, explain(done)
     for line in (
         "same purpose keeps its server: True",

@@ -54,7 +54,7 @@ def assert_bulk_rows_match_log_batch(uri: str) -> None:
     bulk_run = client.create_run(experiment).info.run_id
     metrics = [Metric(name, value, stamp, step) for name, value, step, stamp in POINTS]
     client.log_batch(reference, metrics=metrics, synchronous=True)
-    writer = SqlMetricWriter.for_client(client_for(uri))
+    writer = SqlMetricWriter.for_uri(uri)
     assert writer is not None, f"a {uri.split(':')[0]} store gets the bulk writer"
     writer.send(bulk_run, POINTS[:4])
     writer.send(bulk_run, POINTS[4:])  # a second batch updates the latest values
@@ -104,4 +104,4 @@ def test_a_failing_bulk_path_falls_back_to_log_batch(store) -> None:  # type: ig
 
 
 def test_an_http_store_has_no_bulk_writer() -> None:
-    assert SqlMetricWriter.for_client(client_for("http://127.0.0.1:9")) is None
+    assert SqlMetricWriter.for_uri("http://127.0.0.1:9") is None

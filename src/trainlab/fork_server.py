@@ -29,14 +29,6 @@ from trainlab.environment import temporary_environ
 
 SWEEP_WORKERS = "sweep-workers"
 METRIC_SENDERS = "metric-senders"
-# What a metric sender uses besides the gradient heat map it draws at the end of a run: its
-# own code and MLflow's SQL store (with the alembic modules its first client imports).
-SENDER_MODULES = (
-    "trainlab.tracking.writer",
-    "mlflow.store.tracking.sqlalchemy_store",
-    "alembic.runtime.migration",
-    "alembic.script",
-)
 
 _purpose: list[str] = []  # the purpose the running fork server was started for (0 or 1)
 
@@ -89,8 +81,11 @@ def start_for_senders() -> None:
     and not on the ranks of a torchrun launch that record nothing."""
     import sys
 
+    from trainlab.tracking.store import SQL_STORE_MODULES
     from trainlab.train.heatmap import HEATMAP_MODULES
 
     # A rank other than 0 of a torchrun launch records nothing: no senders to fork.
     if sys.platform.startswith("linux") and os.environ.get("RANK", "0") == "0":
-        start(METRIC_SENDERS, [*SENDER_MODULES, *HEATMAP_MODULES])
+        # What a sender uses: its own code, MLflow's SQL store, the heat map it draws.
+        modules = ["trainlab.tracking.writer", *SQL_STORE_MODULES, *HEATMAP_MODULES]
+        start(METRIC_SENDERS, modules)

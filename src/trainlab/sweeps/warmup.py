@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import importlib
 
+from trainlab.tracking.store import SQL_STORE_MODULES
 from trainlab.train.heatmap import HEATMAP_MODULES
 
 MODULES = (
     "torch",
     "torch._dynamo",  # imported by the first torch.optim optimizer otherwise (~1 s)
     "mlflow",
-    # A job's first MlflowClient on a SQL store imports these (~0.45 s); forked metric
-    # senders inherit them.
-    "mlflow.store.tracking.sqlalchemy_store",
-    "alembic.runtime.migration",
-    "alembic.script",
+    *SQL_STORE_MODULES,  # for a job's own client; forked metric senders inherit them
     "sklearn.datasets",
     "trainlab.train.job",
     "trainlab.train.recipe",

@@ -21,10 +21,7 @@ database being unavailable, goes through ``log_batch`` (see
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from typing import Any
 
 Point = tuple[str, float, int, int]  # name, value, step, timestamp in ms
 # The columns of MLflow's ``metrics`` table, in the order this writer builds its rows.
@@ -75,19 +72,6 @@ class SqlMetricWriter:
                 is_nan=sa.bindparam("is_nan"),
             )
         )
-
-    @classmethod
-    def for_client(cls, client: MlflowClient) -> SqlMetricWriter | None:
-        """A writer on the client's SQL store, or None (an HTTP server, another dialect)."""
-        try:
-            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-            store = client._tracking_client.store
-        except (ImportError, AttributeError):  # an MLflow laid out differently: log_batch
-            return None
-        if not isinstance(store, SqlAlchemyStore) or store.engine.dialect.name not in DIALECTS:
-            return None
-        return cls(store.engine)
 
     @classmethod
     def for_uri(cls, uri: str) -> SqlMetricWriter | None:
