@@ -235,13 +235,15 @@ class ParallelLauncher(Launcher):
         )
         executor = _executor(self.n_jobs)
         singleton_state = Singleton.get_state()
-        loader = self.hydra_context.config_loader
+        from trainlab.sweeps.job_configs import JobConfigs
+
+        job_configs = JobConfigs(self.hydra_context.config_loader, self.config)
         submitter = Submitter(executor)
         try:
             for offset, overrides in enumerate(job_overrides):
                 index = initial_job_idx + offset
                 log.info(f"\t#{index} : {' '.join(filter_overrides(overrides))}")
-                sweep_config = loader.load_sweep_config(self.config, list(overrides))
+                sweep_config = job_configs.compose(overrides)
                 with open_dict(sweep_config):
                     sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{index}"
                     sweep_config.hydra.job.num = index

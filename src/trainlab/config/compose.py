@@ -102,31 +102,36 @@ class SweepComposer:
 
     @staticmethod
     def _split(overrides: list[str]) -> tuple[list[str], list[Any]] | None:
-        """(config-group overrides as text, parsed value overrides), or None when an
-        override is not a plain ``group=option`` or ``key=value``."""
         from hydra.core.global_hydra import GlobalHydra
-        from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        loader = GlobalHydra.instance().config_loader()
-        repository = getattr(loader, "repository", None)
-        if repository is None:
+        return split_value_overrides(GlobalHydra.instance().config_loader(), overrides)
+
+
+def split_value_overrides(loader: Any, overrides: list[str]) -> tuple[list[str], list[Any]] | None:
+    """(config-group overrides as text, parsed value overrides) for Hydra's config
+    ``loader``, or None when an override is not a plain ``group=option`` or ``key=value``
+    (a sweep, a delete, an add, a package) or cannot be parsed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    repository = getattr(loader, "repository", None)
+    if repository is None:
+        return None
+    try:
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
+    except Exception:
+        return None
+    groups: list[str] = []
+    values: list[Any] = []
+    for override in parsed:
+        if override.is_sweep_override() or override.is_delete() or override.is_add():
             return None
-        try:
-            parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
-        except Exception:
+        if override.is_force_add() or override.package is not None:
             return None
-        groups: list[str] = []
-        values: list[Any] = []
-        for override in parsed:
-            if override.is_sweep_override() or override.is_delete() or override.is_add():
-                return None
-            if override.is_force_add() or override.package is not None:
-                return None
-            if repository.group_exists(override.key_or_group):
-                groups.append(str(override.input_line))
-            else:
-                values.append(override)
-        return groups, values
+        if repository.group_exists(override.key_or_group):
+            groups.append(str(override.input_line))
+        else:
+            values.append(override)
+    return groups, values
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:

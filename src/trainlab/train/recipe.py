@@ -22,9 +22,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trainlab.data.batcher import InMemoryBatcher
-from trainlab.data.datasets import load
+from trainlab.data.prepared import split_for
 from trainlab.data.profile import profile_split
-from trainlab.data.split import split_and_normalize
 from trainlab.losses import build_loss
 from trainlab.metrics import mode_for
 from trainlab.models import build_model
@@ -259,7 +258,7 @@ class TrainingRecipe:
         )
         if self.launch.distributed:
             self.collective = Collective(self.launch, self.device)
-        split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
+        split = split_for(cfg.dataset, cfg.seed)  # the same split as a sweep's earlier jobs
         self.info = split.info
         self.loss = build_loss(cfg.loss, split.info, split.train_targets)
         self.loss.module.to(self.device)
