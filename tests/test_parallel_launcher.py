@@ -13,6 +13,7 @@ import pytest
 from helpers import all_runs, explain, run_cli, sqlite_uri
 from hydra_plugins.trainlab_plugins.parallel_launcher import (
     Submitter,
+    _keeping_scanned_plugins,
     call_pickled,
     requested_workers,
     threads_per_job,
@@ -95,6 +96,25 @@ def test_a_failing_pool_is_reported_by_the_submitter() -> None:
     submitter.submit(print, "never runs")
     with pytest.raises(RuntimeError, match="the pool is gone"):
         submitter.close()
+
+
+def test_a_workers_later_jobs_keep_its_scanned_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+
+    monkeypatch.setattr(Singleton, "_instances", {})
+    state = Singleton.get_state()  # as the launching process sends it: without Plugins
+    assert Plugins not in state["instances"]
+    assert _keeping_scanned_plugins(state) is state  # a worker's first job scans them
+    Singleton.set_state(state)
+    scanned = Plugins.instance()
+    scans: list[object] = []
+    monkeypatch.setattr(Plugins, "_initialize", lambda self: scans.append(self))
+    sent = Singleton.get_state()  # the next job's
+    kept = _keeping_scanned_plugins(sent)
+    assert Plugins not in sent["instances"]  # what was sent is left as it was
+    Singleton.set_state(kept)
+    assert Plugins.instance() is scanned and scans == []
 
 
 def test_a_bad_sweep_on_the_parallel_launcher_exits_2_and_stops_its_workers(
