@@ -84,3 +84,20 @@ def test_a_large_split_is_not_kept(
     prepared.split_for(cfg.dataset, 0)
     prepared.split_for(cfg.dataset, 0)
     assert _counted_loads == ["digits", "digits"]
+
+
+def test_the_most_recently_used_splits_are_kept_up_to_the_limit(
+    make_cfg: ComposeFn, monkeypatch: pytest.MonkeyPatch, _counted_loads: list[str]
+) -> None:
+    cfg = make_cfg("dataset=digits")
+    one = prepared.split_bytes(prepared.split_for(cfg.dataset, 0))
+    monkeypatch.setattr(prepared, "MAX_KEPT_BYTES", 2 * one)  # room for two
+    prepared.split_for(cfg.dataset, 1)
+    prepared.split_for(cfg.dataset, 0)  # used again: now the most recent
+    prepared.split_for(cfg.dataset, 2)  # evicts seed 1, the least recently used
+    assert _counted_loads == ["digits"] * 3
+    prepared.split_for(cfg.dataset, 0)
+    prepared.split_for(cfg.dataset, 2)
+    assert _counted_loads == ["digits"] * 3
+    prepared.split_for(cfg.dataset, 1)
+    assert _counted_loads == ["digits"] * 4

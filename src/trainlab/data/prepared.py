@@ -6,8 +6,9 @@ process (the basic launcher, a parallel sweep's worker, a resumed sweep) load an
 once. For a user's file that is the parse of the whole file per job; for a bundled dataset
 ~20-40 ms.
 
-A split is kept only while it is small (:data:`MAX_KEPT_BYTES`): the data of a large file is
-read by each job, as without this module. Every job gets its own copy of the arrays (the
+At most :data:`MAX_KEPT_BYTES` of splits are kept, the most recently used (a sweep over many
+seeds keeps the latest few): the data of a larger file is read by each job, as without this
+module. Every job gets its own copy of the arrays (the
 recipe hands them to torch without a copy, and a job may change its tensors in place).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,9 @@ import numpy as np
 
 from trainlab.data.split import Split
 
-MAX_KEPT_BYTES = 64 * 2**20  # the splits of bundled and generated datasets are ~1 MB
+MAX_KEPT_BYTES = 64 * 2**20  # in all; the splits of bundled and generated datasets are ~1 MB
 
-_kept: dict[str, Split] = {}
+_kept: OrderedDict[str, Split] = OrderedDict()  # least recently used first
 
 
 def split_key(dataset_cfg: Any, seed: int) -> str:
@@ -60,11 +62,20 @@ def split_for(dataset_cfg: Any, seed: int) -> Split:
     key = split_key(dataset_cfg, seed)
     kept = _kept.get(key)
     if kept is not None:
+        _kept.move_to_end(key)
         return copy.deepcopy(kept)
     split = split_and_normalize(load(dataset_cfg), dataset_cfg, seed)
-    if split_bytes(split) <= MAX_KEPT_BYTES:
-        _kept[key] = copy.deepcopy(split)
+    _keep(key, split)
     return split
+
+
+def _keep(key: str, split: Split) -> None:
+    size = split_bytes(split)
+    if size > MAX_KEPT_BYTES:
+        return
+    while _kept and sum(map(split_bytes, _kept.values())) + size > MAX_KEPT_BYTES:
+        _kept.popitem(last=False)
+    _kept[key] = copy.deepcopy(split)
 
 
 def forget() -> None:
