@@ -75,9 +75,7 @@ def sweep_parents(uri: str) -> list[Run]:
 
 
 def children_of(uri: str, parent: Run) -> list[Run]:
-    return [
-        r for r in all_runs(uri) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-    ]
+    return [r for r in all_runs(uri) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
 
 
 @pytest.mark.slow
@@ -117,9 +115,7 @@ def test_kfold_sweep_is_aggregated_per_configuration(store: tuple[Path, str]) ->
     assert {c.data.params["dataset.fold"] for c in children} == {"0", "1", "2"}
     means = {
         lr: statistics.fmean(
-            c.data.metrics["best/val/loss"]
-            for c in children
-            if c.data.params["optimizer.lr"] == lr
+            c.data.metrics["best/val/loss"] for c in children if c.data.params["optimizer.lr"] == lr
         )
         for lr in ("0.02", "0.0003")
     }

@@ -89,7 +89,7 @@ def parse(args: list[str]) -> Request:
     if len(positional) > 1:
         raise UsageError(
             f"give at most one sweep, not {len(positional)} ({', '.join(map(repr, positional))});"
-            " quote a sweep name that has spaces: trainlab compare \"sweep optimizer=sgd,adam\"."
+            ' quote a sweep name that has spaces: trainlab compare "sweep optimizer=sgd,adam".'
         )
     request.sweep = positional[0] if positional else None
     if request.sweep and request.experiment:
@@ -259,9 +259,7 @@ def find_sweep(client: MlflowClient, uri: str, reference: str | None) -> Run:
 
     def sweeps(extra: str = "") -> list[Run]:
         query = "tags.`trainlab.role` = 'sweep'" + (f" and {extra}" if extra else "")
-        return list(
-            client.search_runs(experiments, query, order_by=["attributes.start_time DESC"])
-        )
+        return list(client.search_runs(experiments, query, order_by=["attributes.start_time DESC"]))
 
     if reference is None:
         found = sweeps()

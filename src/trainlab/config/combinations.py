@@ -293,9 +293,13 @@ def _check_trainer(trainer: DictConfig, info: DatasetInfo) -> list[Problem]:
         import torch
 
         if not torch.cuda.is_available() or trainer.device in ("cpu", "mps"):
-            problems.append(Problem("trainer.precision", "fp16 needs a CUDA device (its "
-                                    "gradient scaler is CUDA-only); use trainer.precision=bf16 "
-                                    "on the CPU, or fp32."))
+            problems.append(
+                Problem(
+                    "trainer.precision",
+                    "fp16 needs a CUDA device (its gradient scaler is CUDA-only); use "
+                    "trainer.precision=bf16 on the CPU, or fp32.",
+                )
+            )
     return problems
 
 

@@ -92,4 +92,3 @@ def plot_by_param(groups: list[GroupRow], param: str, metric: str, title: str, p
 
 def _label(text: str, limit: int = MAX_LABEL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-

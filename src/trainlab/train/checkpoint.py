@@ -174,9 +174,7 @@ def snapshot(state: Any, shared: frozenset[str] = frozenset()) -> Any:
     ``shared`` passed on as they are. Several times cheaper than ``deepcopy`` (no memo, no
     per-object dispatch), which matters at one checkpoint per epoch."""
     if shared and isinstance(state, dict):
-        return {
-            key: value if key in shared else snapshot(value) for key, value in state.items()
-        }
+        return {key: value if key in shared else snapshot(value) for key, value in state.items()}
     if isinstance(state, torch.Tensor):
         return state.detach().clone()
     if isinstance(state, dict):

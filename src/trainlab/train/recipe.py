@@ -253,9 +253,7 @@ class TrainingRecipe:
         ):
             torch.use_deterministic_algorithms(deterministic, warn_only=False)
         torch.autograd.set_detect_anomaly(bool(cfg.trainer.detect_anomaly))
-        self.device = device_for(cfg.trainer.device, self.launch) or pick_device(
-            cfg.trainer.device
-        )
+        self.device = device_for(cfg.trainer.device, self.launch) or pick_device(cfg.trainer.device)
         if self.launch.distributed:
             self.collective = Collective(self.launch, self.device)
         split = split_for(cfg.dataset, cfg.seed)  # the same split as a sweep's earlier jobs
@@ -480,9 +478,7 @@ class TrainingRecipe:
         """A plain dict: tensors and Python values only (loads with ``weights_only=True``)."""
         # Not dataclasses.asdict: it deep-copies the whole history on every checkpoint. The
         # history's rows are never changed once appended, so copying the lists is enough.
-        position = {
-            f.name: getattr(progress, f.name) for f in dataclasses.fields(progress)
-        }
+        position = {f.name: getattr(progress, f.name) for f in dataclasses.fields(progress)}
         position["history"] = list(progress.history)
         position["epoch_losses"] = list(progress.epoch_losses)
         return {

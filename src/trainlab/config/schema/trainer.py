@@ -70,5 +70,3 @@ class TrainerConfig:
     limit_train_batches: int = non_negative(0)  # train on the first N batches only (0 = all)
     detect_anomaly: bool = False  # autograd anomaly detection: slow, names the failing op
     overfit_check: bool = False  # at the end, say whether the training loss reached ~0
-
-
