@@ -84,7 +84,6 @@ def start_for_senders() -> None:
     from trainlab.tracking.store import SQL_STORE_MODULES
     from trainlab.train.heatmap import HEATMAP_MODULES
 
-    # A rank other than 0 of a torchrun launch records nothing: no senders to fork.
     if sys.platform.startswith("linux") and os.environ.get("RANK", "0") == "0":
         # What a sender uses: its own code, MLflow's SQL store, the heat map it draws.
         modules = ["trainlab.tracking.writer", *SQL_STORE_MODULES, *HEATMAP_MODULES]

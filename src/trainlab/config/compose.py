@@ -46,7 +46,7 @@ def compose_in_context(overrides: list[str], folder: Path) -> DictConfig:
     """Like :func:`compose_config`, inside an already initialised :func:`hydra_context`."""
     from hydra import compose
 
-    job_overrides = [o for o in overrides if not _is_hydra_override(o)]
+    job_overrides = [o for o in overrides if not is_hydra_override(o)]
     try:
         cfg = compose(config_name=CONFIG_NAME, overrides=job_overrides)
     except Exception as error:  # Hydra and OmegaConf raise many types; each becomes a Problem
@@ -80,11 +80,12 @@ class SweepComposer:
 
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-        job_overrides = [o for o in overrides if not _is_hydra_override(o)]
+        job_overrides = [o for o in overrides if not is_hydra_override(o)]
         split = self._split(job_overrides)
         if split is None:
             return compose_in_context(overrides, self.folder)
-        groups, values = split
+        groups = [str(o.input_line) for o in split[0]]
+        values = split[1]
         try:
             key = tuple(groups)
             if key not in self._bases:
@@ -101,14 +102,14 @@ class SweepComposer:
         return cfg
 
     @staticmethod
-    def _split(overrides: list[str]) -> tuple[list[str], list[Any]] | None:
+    def _split(overrides: list[str]) -> tuple[list[Any], list[Any]] | None:
         from hydra.core.global_hydra import GlobalHydra
 
         return split_value_overrides(GlobalHydra.instance().config_loader(), overrides)
 
 
-def split_value_overrides(loader: Any, overrides: list[str]) -> tuple[list[str], list[Any]] | None:
-    """(config-group overrides as text, parsed value overrides) for Hydra's config
+def split_value_overrides(loader: Any, overrides: list[str]) -> tuple[list[Any], list[Any]] | None:
+    """(config-group overrides, value overrides), parsed, for Hydra's config
     ``loader``, or None when an override is not a plain ``group=option`` or ``key=value``
     (a sweep, a delete, an add, a package) or cannot be parsed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -120,7 +121,7 @@ def split_value_overrides(loader: Any, overrides: list[str]) -> tuple[list[str],
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
     except Exception:
         return None
-    groups: list[str] = []
+    groups: list[Any] = []
     values: list[Any] = []
     for override in parsed:
         if override.is_sweep_override() or override.is_delete() or override.is_add():
@@ -128,7 +129,7 @@ def split_value_overrides(loader: Any, overrides: list[str]) -> tuple[list[str],
         if override.is_force_add() or override.package is not None:
             return None
         if repository.group_exists(override.key_or_group):
-            groups.append(str(override.input_line))
+            groups.append(override)
         else:
             values.append(override)
     return groups, values
@@ -144,7 +145,7 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    job_overrides = [o for o in overrides if not _is_hydra_override(o)]
+    job_overrides = [o for o in overrides if not is_hydra_override(o)]
     given = {o.lstrip("+~").split("=", 1)[0] for o in job_overrides}
     declared = [
         f"{key}={value}" for key, value in _declared_sweep(overrides).items() if key not in given
@@ -170,7 +171,7 @@ def _declared_sweep(overrides: list[str]) -> dict[str, str]:
     return {str(key): str(value) for key, value in params.items()}
 
 
-def _is_hydra_override(override: str) -> bool:
+def is_hydra_override(override: str) -> bool:
     key = override.lstrip("+~").split("=", 1)[0]
     return key == "hydra" or key.startswith(("hydra.", "hydra/"))
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.data.split import Split
+from trainlab.data import datasets
+from trainlab.data.split import Split, split_and_normalize
 
 MAX_KEPT_BYTES = 64 * 2**20  # in all; the splits of bundled and generated datasets are ~1 MB
 
@@ -56,15 +57,12 @@ def split_bytes(split: Split) -> int:
 def split_for(dataset_cfg: Any, seed: int) -> Split:
     """The split of ``dataset_cfg`` with ``seed`` (raises what loading raises): a copy of
     the one an earlier job of this process made, or a new one (kept when it is small)."""
-    from trainlab.data.datasets import load
-    from trainlab.data.split import split_and_normalize
-
     key = split_key(dataset_cfg, seed)
     kept = _kept.get(key)
     if kept is not None:
         _kept.move_to_end(key)
         return copy.deepcopy(kept)
-    split = split_and_normalize(load(dataset_cfg), dataset_cfg, seed)
+    split = split_and_normalize(datasets.load(dataset_cfg), dataset_cfg, seed)
     _keep(key, split)
     return split
 

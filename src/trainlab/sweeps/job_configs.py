@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainlab.config.compose import split_value_overrides
+from trainlab.config.compose import is_hydra_override, split_value_overrides
 
 
 class JobConfigs:
@@ -34,19 +34,19 @@ class JobConfigs:
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         """The config of the job with these overrides, equal to ``load_sweep_config``'s."""
         overrides = list(overrides)
-        if any(o.lstrip("+~").startswith("hydra") for o in overrides):
+        if any(is_hydra_override(o) for o in overrides):
             return self._composed(overrides, None)  # Hydra overrides go to the Hydra node
         split = split_value_overrides(self.loader, overrides)
         if split is None:
             return self._composed(overrides, None)
         groups, values = split
-        key = (tuple(groups), tuple(str(o.key_or_group) for o in values))
+        key = (tuple(str(o.input_line) for o in groups), tuple(str(o.key_or_group) for o in values))
         template = self._templates.get(key)
         if template is None:
             return self._composed(overrides, key)
         cfg = copy.deepcopy(template)
         try:
-            self._apply(cfg, overrides, values)
+            self._apply(cfg, overrides, groups, values)
         except Exception:  # Hydra reports it with every detail
             return self._composed(overrides, None)
         return cfg
@@ -59,17 +59,19 @@ class JobConfigs:
             self._templates[key] = copy.deepcopy(cfg)
         return cfg
 
-    def _apply(self, cfg: DictConfig, overrides: list[str], values: list[Any]) -> None:
+    def _apply(
+        self, cfg: DictConfig, overrides: list[str], groups: list[Any], values: list[Any]
+    ) -> None:
+        """The job's values, and the two parts of the Hydra node that depend on its
+        overrides, on a copy of its template (every override here is a job override)."""
         from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-        from hydra.core.override_parser.overrides_parser import OverridesParser
 
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        parsed = OverridesParser.create(config_loader=self.loader).parse_overrides(overrides)
         dirname = cfg.hydra.job.config.override_dirname
         with open_dict(cfg.hydra):
-            cfg.hydra.overrides.task = [o.input_line for o in parsed]
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=parsed,
+            cfg.hydra.overrides.task = list(overrides)
+            cfg.hydra.job.override_dirname = get_overrides_dirname(  # sorts its items
+                overrides=groups + values,
                 kv_sep=dirname.kv_sep,
                 item_sep=dirname.item_sep,
                 exclude_keys=dirname.exclude_keys,

@@ -44,10 +44,9 @@ class LRCurve:
 def run_length(cfg: Any) -> RunLength:
     """The run's length from the dataset's size: load it and split it (cheap for in-memory
     data), never train."""
-    from trainlab.data.datasets import load
-    from trainlab.data.split import split_and_normalize
+    from trainlab.data.prepared import split_for
 
-    split = split_and_normalize(load(cfg.dataset), cfg.dataset, cfg.seed)
+    split = split_for(cfg.dataset, cfg.seed)
     batches = math.ceil(len(split.train_targets) / int(cfg.trainer.batch_size))
     return RunLength.from_batches(
         batches, int(cfg.trainer.max_epochs), int(cfg.trainer.accumulate_grad_batches)
